@@ -1,0 +1,58 @@
+# make book : set up .venv, fetch + verify MNIST, run every chapter with papermill, build the HTML.
+# make test : the same set-up, then every test (unit, nbval, figures, browser).
+PROFILE ?= quick
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+MATHJAX := book/_static/mathjax/tex-svg.js
+MATHJAX_TGZ_SHA256 := 1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c09
+
+.PHONY: book test venv data notebooks html run golden bench clean
+.DEFAULT_GOAL := book
+
+venv: $(STAMP)
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[book,test]'
+	touch $@
+
+data: $(STAMP)
+	$(PY) -m mnistgen data
+
+# MathJax served with the book so equations render offline (npm registry package, checksum-verified).
+$(MATHJAX):
+	@mkdir -p $(dir $@)
+	tmp=$$(mktemp -d) && (cd $$tmp && npm pack mathjax@3.2.2 --silent >/dev/null) \
+	  && echo "$(MATHJAX_TGZ_SHA256)  $$tmp/mathjax-3.2.2.tgz" | sha256sum -c --quiet \
+	  && tar -xzf $$tmp/mathjax-3.2.2.tgz -C $$tmp package/es5/tex-svg.js \
+	  && mv $$tmp/package/es5/tex-svg.js $@ && rm -rf $$tmp
+
+notebooks: data
+	$(PY) -m mnistgen render all --profile $(PROFILE)
+
+html: $(STAMP) $(MATHJAX)
+	$(VENV)/bin/jupyter-book build --all -W -n --keep-going . 
+	@echo "The report: $(CURDIR)/_build/html/index.html (profile $(PROFILE))"
+
+book: notebooks
+	$(MAKE) --no-print-directory html PROFILE=$(PROFILE)
+
+# One chapter with other parameters, then the book: make run NOTEBOOK=gan PARAMS="-p epochs 50 -p seed 3"
+run: data
+	$(PY) -m mnistgen render $(NOTEBOOK) --profile $(PROFILE) $(PARAMS)
+	$(MAKE) --no-print-directory html PROFILE=$(PROFILE)
+
+test: data $(MATHJAX)
+	$(PY) -m pytest
+
+# Regenerate the committed nbval reference copies (tests/golden) after an intended change.
+golden: data
+	MNISTGEN_RESULTS=$$(mktemp -d) $(PY) -m mnistgen render all --profile smoke --out tests/golden
+
+bench: data
+	$(PY) -m benchmarks.throughput
+
+clean:
+	rm -rf _build book/generated

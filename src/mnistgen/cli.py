@@ -1,0 +1,163 @@
+"""Command line: train a run outside a notebook, render chapters with papermill, fetch data.
+
+    python -m mnistgen train gan --profile paper -p seed 1      # the book picks the run up later
+    python -m mnistgen render gan --profile quick -p epochs 50  # one chapter -> book/generated/
+    python -m mnistgen render all --profile quick               # every chapter, in order
+
+Parameters are validated against the chapter's ``parameters`` cell and the model's config
+before anything runs: an unknown name, a wrong type or an out-of-range value stops here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import CONFIGS, ConfigError, describe, make_config, profile_names
+from .runs import DATA_ROOT, REPO_DIR
+
+NOTEBOOK_DIR = REPO_DIR / "notebooks"
+GENERATED_DIR = REPO_DIR / "book" / "generated"
+# chapter name -> (notebook file stem, config section its parameters belong to)
+CHAPTERS: dict[str, tuple[str, str]] = {
+    "gan": ("02_gan_experiments", "gan"),
+}
+
+
+class UsageError(ValueError):
+    pass
+
+
+def parse_params(pairs: list[list[str]] | None) -> dict[str, Any]:
+    """``[["epochs", "50"], ...]`` -> ``{"epochs": 50}``, values read as YAML (as papermill does)."""
+    return {k: yaml.safe_load(v) for k, v in (pairs or [])}
+
+
+def notebook_parameters(stem: str) -> dict[str, Any]:
+    """Names and defaults assigned in the notebook's cell tagged ``parameters``."""
+    import jupytext
+
+    nb = jupytext.read(NOTEBOOK_DIR / f"{stem}.py")
+    for cell in nb.cells:
+        if "parameters" in cell.metadata.get("tags", []):
+            tree = ast.parse(cell.source)
+            return {t.id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                    for t in n.targets if isinstance(t, ast.Name)}
+    raise UsageError(f"notebooks/{stem}.py has no cell tagged 'parameters'")
+
+
+def validate(chapter: str, profile: str, params: dict[str, Any]) -> None:
+    """Raise UsageError/ConfigError unless ``params`` are the chapter's and their values are valid."""
+    if chapter not in CHAPTERS:
+        raise UsageError(f"unknown chapter {chapter!r}; choose one of {sorted(CHAPTERS)} or 'all'")
+    stem, section = CHAPTERS[chapter]
+    allowed = notebook_parameters(stem)
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise UsageError(f"chapter {chapter!r} has no parameter(s) {unknown}. Valid parameters: "
+                         f"{sorted(allowed)}; their meaning:\n{describe(CONFIGS[section])}")
+    fields = {k: v for k, v in params.items() if k != "profile"}
+    make_config(section, profile, **fields)  # types and ranges; raises ConfigError
+
+
+def render(chapter: str, profile: str, params: dict[str, Any], out_dir: Path = GENERATED_DIR) -> Path:
+    """Execute one chapter with papermill into ``out_dir/<stem>.ipynb`` (written only on success)."""
+    import jupytext
+    import papermill
+
+    validate(chapter, profile, params)
+    stem, _ = CHAPTERS[chapter]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{stem}.ipynb"
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / f"{stem}.ipynb", Path(tmp) / f"{stem}.out.ipynb"
+        jupytext.write(jupytext.read(NOTEBOOK_DIR / f"{stem}.py"), src)
+        t0 = time.perf_counter()
+        print(f"render: {chapter} ({stem}) with profile {profile} {params or ''}", flush=True)
+        papermill.execute_notebook(str(src), str(dst), parameters={"profile": profile, **params},
+                                   kernel_name="python3", cwd=str(REPO_DIR), progress_bar=False)
+        nb = jupytext.read(dst, fmt="ipynb")
+        for cell in nb.cells:  # the page states its parameters in prose; hide papermill's cell
+            if "injected-parameters" in cell.metadata.get("tags", []):
+                cell.metadata["tags"].append("remove-cell")
+        jupytext.write(nb, dst, fmt="ipynb")
+        os.replace(dst, out)
+    print(f"render: {out} in {time.perf_counter() - t0:.0f} s", flush=True)
+    return out
+
+
+def cmd_render(args: argparse.Namespace) -> None:
+    params = parse_params(args.p)
+    chapters = list(CHAPTERS) if args.chapter == "all" else [args.chapter]
+    if args.chapter == "all" and params:
+        raise UsageError("parameters (-p) apply to one chapter; name it instead of 'all'")
+    for ch in chapters:  # validate everything before running anything
+        validate(ch, args.profile, params)
+    for ch in chapters:
+        render(ch, args.profile, params, Path(args.out).resolve() if args.out else GENERATED_DIR)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .runs import get_run
+
+    cfg = make_config(args.model, args.profile, **parse_params(args.p))
+    run = get_run(cfg, args.profile, retrain=args.retrain, progress=True)
+    print(run.summary())
+
+
+def cmd_data(args: argparse.Namespace) -> None:
+    from .data import ensure_mnist
+
+    print(f"mnist: {ensure_mnist(args.root)} holds the four files, MD5s verified")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mnistgen", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    profiles = profile_names()
+    r = sub.add_parser("render", help="execute chapter notebooks with papermill")
+    r.add_argument("chapter", help=f"one of {sorted(CHAPTERS)} or 'all'")
+    r.add_argument("--profile", default="quick", choices=profiles)
+    r.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"), help="override a parameter")
+    r.add_argument("--out", help="output folder (default book/generated)")
+    r.set_defaults(func=cmd_render)
+    t = sub.add_parser("train", help="train (or resume, or reuse) one run")
+    t.add_argument("model", choices=sorted(m for m in CONFIGS if m != "evaluation"))
+    t.add_argument("--profile", default="quick", choices=profiles)
+    t.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"), help="override a parameter")
+    t.add_argument("--retrain", action="store_true", help="discard an existing run directory's checkpoint")
+    t.set_defaults(func=cmd_train)
+    d = sub.add_parser("data", help="fetch and verify MNIST")
+    d.add_argument("--root", default=str(DATA_ROOT))
+    d.set_defaults(func=cmd_data)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ConfigError, UsageError) as e:
+        sys.exit(f"error: {e}")
+    except Exception as e:  # known, user-facing failures get one clear line, not a traceback
+        from .data import DataError
+        from .runs import CheckpointError
+        from .train import DeviceError, TrainingDiverged
+
+        if isinstance(e, (DataError, CheckpointError, DeviceError, TrainingDiverged)):
+            sys.exit(f"error: {e}")
+        if type(e).__name__ == "PapermillExecutionError":
+            sys.exit(f"error: the notebook failed: {getattr(e, 'ename', '')}: {getattr(e, 'evalue', e)}")
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""Typed configuration: one frozen dataclass per model, filled from a named profile plus overrides.
+
+Every value a notebook or the CLI receives passes through :func:`make_config`, which refuses an
+unknown name, a wrong type or an out-of-range value *before* any work starts, with a message that
+names the parameter and lists the valid ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
+
+
+class ConfigError(ValueError):
+    """A parameter or profile is invalid; the message says which and what is allowed."""
+
+
+def _p(default: Any, help: str, lo: float | None = None, hi: float | None = None,
+       choices: tuple[Any, ...] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "lo": lo, "hi": hi, "choices": choices})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings every model's training shares. ``device`` is not part of a run's identity."""
+
+    seed: int = _p(0, "seed for torch, numpy and Python", lo=0)
+    epochs: int = _p(10, "passes over the training set", lo=1, hi=10_000)
+    batch_size: int = _p(128, "images per optimiser step", lo=1, hi=60_000)
+    lr: float = _p(5e-4, "Adam learning rate", lo=1e-7, hi=1.0)
+    n_train: int | None = _p(None, "use only the first n training images (None: all 60,000)", lo=1, hi=60_000)
+    device: str = _p("auto", "auto (CUDA if present, else CPU), cpu or cuda", choices=("auto", "cpu", "cuda"))
+
+    def identity(self) -> dict[str, Any]:
+        """What a trained run depends on: every field but the device (it changes speed, not the model)."""
+        d = dataclasses.asdict(self)
+        d.pop("device")
+        d["model"] = self.model
+        return d
+
+    model = "base"
+
+
+@dataclass(frozen=True)
+class GANConfig(TrainConfig):
+    """The paper's GAN: MLPs 64-256-256-784 (G) and 784-256-256-1 (D), LeakyReLU(0.2), Adam 5e-4."""
+
+    model = "gan"
+    z_dim: int = _p(64, "dimension of the prior z ~ N(0, I)", lo=1, hi=4096)
+    hidden: int = _p(256, "width of the two hidden layers of G and D", lo=1, hi=8192)
+    k: int = _p(1, "discriminator steps per generator step (paper: 1)", lo=1, hi=100)
+    beta1: float = _p(0.5, "Adam beta1 (0.5 as in Radford et al. 2016: damps oscillation)", lo=0.0, hi=0.9999)
+    beta2: float = _p(0.999, "Adam beta2", lo=0.0, hi=0.99999)
+    saturating: bool = _p(False, "generator minimises log(1 - D(G(z))) (eq. 1) instead of -log D(G(z))")
+
+
+@dataclass(frozen=True)
+class ACGANConfig(GANConfig):
+    """AC-GAN (Odena et al. 2017) on the paper's MLPs: D gets a 10-way class head, G a label embedding."""
+
+    model = "acgan"
+    n_classes: int = _p(10, "digit classes", lo=2, hi=10)
+
+
+@dataclass(frozen=True)
+class VAEConfig(TrainConfig):
+    """VAE (Kingma & Welling 2013): MLP 784-400-(mu, logvar) encoder, d-400-784 Bernoulli decoder."""
+
+    model = "vae"
+    lr: float = _p(1e-3, "Adam learning rate", lo=1e-7, hi=1.0)
+    z_dim: int = _p(20, "latent dimension d (2 for pictures of the latent space)", lo=1, hi=1024)
+    hidden: int = _p(400, "width of the hidden layer of encoder and decoder", lo=1, hi=8192)
+
+
+@dataclass(frozen=True)
+class ClassifierConfig(TrainConfig):
+    """The evaluation yardstick: a LeNet-like CNN, never a model being judged."""
+
+    model = "classifier"
+    lr: float = _p(1e-3, "Adam learning rate", lo=1e-7, hi=1.0)
+    epochs: int = _p(3, "passes over the training set", lo=1, hi=1000)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How the models are judged (the evaluation chapter)."""
+
+    model = "evaluation"
+    seeds: tuple[int, ...] = _p((0,), "training seeds per model; metrics are mean and std over them")
+    n_samples: int = _p(10_000, "generated images per model for FID / IS / Parzen", lo=100, hi=100_000)
+    nll_k: int = _p(5000, "importance samples per test image for the VAE's NLL", lo=1, hi=100_000)
+    nll_images: int = _p(10_000, "test images in the NLL estimate", lo=1, hi=10_000)
+    parzen_n_valid: int = _p(10_000, "validation images (last of train) used to choose the Parzen sigma", lo=10, hi=10_000)
+    parzen_n_test: int = _p(10_000, "test images scored by the Parzen window", lo=10, hi=10_000)
+    device: str = _p("auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda"))
+
+
+CONFIGS: dict[str, type] = {"gan": GANConfig, "acgan": ACGANConfig, "vae": VAEConfig,
+                            "classifier": ClassifierConfig, "evaluation": EvalConfig}
+
+
+def describe(cls: type) -> str:
+    """One line per parameter: name, type, default, range, meaning."""
+    lines = []
+    for f in dataclasses.fields(cls):
+        m = f.metadata
+        rng = ""
+        if m.get("choices"):
+            rng = f" one of {list(m['choices'])}"
+        elif m.get("lo") is not None or m.get("hi") is not None:
+            rng = f" in [{m.get('lo', '')}, {m.get('hi', '')}]"
+        lines.append(f"  {f.name} ({_type_name(f.type)}, default {f.default!r}{rng}): {m.get('help', '')}")
+    return "\n".join(lines)
+
+
+def _type_name(tp: Any) -> str:
+    return tp if isinstance(tp, str) else getattr(tp, "__name__", str(tp))
+
+
+def _check(cls: type, name: str, value: Any, tp: Any) -> Any:
+    """Return ``value`` coerced to ``tp`` (int -> float, list -> tuple) or raise ConfigError."""
+    def bad(why: str) -> ConfigError:
+        return ConfigError(f"{cls.model}: parameter {name!r} = {value!r} {why}.\nValid parameters:\n{describe(cls)}")
+
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        (tp,) = [a for a in args if a is not type(None)]
+        origin = typing.get_origin(tp)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or not value:
+            raise bad("must be a non-empty list")
+        (elem,) = typing.get_args(tp)[:1]
+        return tuple(_check(cls, f"{name}[{i}]", v, elem) for i, v in enumerate(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad("must be true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("must be an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad("must be a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad("must be a string")
+        return value
+    raise TypeError(f"unsupported field type {tp}")
+
+
+def make_config(model: str, profile: str | None = None, **overrides: Any) -> Any:
+    """Build a validated config: defaults < ``profiles/<profile>.yml`` section < overrides.
+
+    Overrides whose value is None are ignored, so a notebook's ``epochs = None`` means "the profile's".
+    """
+    if model not in CONFIGS:
+        raise ConfigError(f"unknown model {model!r}; choose one of {sorted(CONFIGS)}")
+    cls = CONFIGS[model]
+    values: dict[str, Any] = {}
+    if profile is not None:
+        values.update(load_profile(profile).get(model, {}) or {})
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    hints = typing.get_type_hints(cls)
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in names:
+            raise ConfigError(f"{model}: unknown parameter {key!r}.\nValid parameters:\n{describe(cls)}")
+    checked = {}
+    for key, value in values.items():
+        v = _check(cls, key, value, hints[key])
+        m = names[key].metadata
+        if m.get("choices") and v not in m["choices"]:
+            raise ConfigError(f"{model}: parameter {key!r} = {v!r} must be one of {list(m['choices'])}.\n"
+                              f"Valid parameters:\n{describe(cls)}")
+        for x in (v if isinstance(v, tuple) else (v,)):
+            if isinstance(x, (int, float)) and not isinstance(x, bool):
+                if (m.get("lo") is not None and x < m["lo"]) or (m.get("hi") is not None and x > m["hi"]):
+                    raise ConfigError(f"{model}: parameter {key!r} = {x!r} is out of range "
+                                      f"[{m.get('lo')}, {m.get('hi')}].\nValid parameters:\n{describe(cls)}")
+        checked[key] = v
+    return cls(**checked)
+
+
+def profile_names() -> list[str]:
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.yml"))
+
+
+def load_profile(profile: str) -> dict[str, dict[str, Any]]:
+    path = PROFILES_DIR / f"{profile}.yml"
+    if not path.is_file():
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {profile_names()} (files in {PROFILES_DIR})")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict) or set(data) - set(CONFIGS):
+        raise ConfigError(f"{path}: top-level keys must be among {sorted(CONFIGS)}, got {sorted(data)}")
+    return data

@@ -1,0 +1,67 @@
+"""Objectives as pure functions of network outputs (no modules, no state), each unit-tested.
+
+All GAN losses take *logits* and use BCE-with-logits: log D = -softplus(-l) and
+log(1 - D) = -softplus(l) exactly, with no log(0) when D saturates.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Discriminator's half of eq. (1) of Goodfellow et al. (2014), negated to minimise:
+    -E[log D(x)] - E[log(1 - D(G(z)))]."""
+    return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+
+
+def g_loss(fake_logits: torch.Tensor, saturating: bool = False) -> torch.Tensor:
+    """Generator loss.
+
+    saturating=True: minimise E[log(1 - D(G(z)))], the generator's half of eq. (1). Early in
+    training D rejects samples confidently, log(1 - D) is flat there and G's gradient vanishes.
+    saturating=False (the paper's choice): minimise -E[log D(G(z))], same fixed point, strong
+    gradients when D(G(z)) is small (Goodfellow et al. 2014, Sec. 3).
+    """
+    if saturating:
+        return -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
+def acgan_d_loss(real_src: torch.Tensor, real_cls: torch.Tensor, fake_src: torch.Tensor,
+                 fake_cls: torch.Tensor, real_labels: torch.Tensor, fake_labels: torch.Tensor) -> torch.Tensor:
+    """AC-GAN discriminator (Odena et al. 2017, eqs. 2-3): maximise L_S + L_C, i.e. minimise
+    the source BCE plus the class cross-entropy on both real and generated images."""
+    return d_loss(real_src, fake_src) + F.cross_entropy(real_cls, real_labels) + F.cross_entropy(fake_cls, fake_labels)
+
+
+def acgan_g_loss(fake_src: torch.Tensor, fake_cls: torch.Tensor, fake_labels: torch.Tensor,
+                 saturating: bool = False) -> torch.Tensor:
+    """AC-GAN generator: maximise L_C - L_S, here with the non-saturating source term."""
+    return g_loss(fake_src, saturating) + F.cross_entropy(fake_cls, fake_labels)
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)) per example, in nats (Kingma & Welling 2013, App. B)."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=-1)
+
+
+def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """log p(x|z) for binary x under Bernoulli(sigmoid(logits)), summed over pixels: nats per example."""
+    return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=-1)
+
+
+def elbo_terms(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor,
+               logvar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(reconstruction log-likelihood, KL) per example; ELBO = rec - KL."""
+    return bernoulli_log_likelihood(logits, x), gaussian_kl(mu, logvar)
+
+
+def log_normal(z: torch.Tensor, mu: torch.Tensor | float = 0.0, logvar: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """log N(z; mu, diag(exp(logvar))) summed over the last dimension."""
+    logvar_t = torch.as_tensor(logvar, dtype=z.dtype, device=z.device)
+    return -0.5 * (math.log(2 * math.pi) + logvar_t + (z - mu).pow(2) / logvar_t.exp()).sum(dim=-1)

@@ -1,0 +1,45 @@
+"""AC-GAN (Odena et al. 2017) on the paper's MLPs: a class-conditioned G and a two-headed D."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .gan import mlp_trunk
+
+
+class ConditionalGenerator(nn.Module):
+    """G(z, c): the paper's generator fed [z, embed(c)].
+
+    A learned embedding (rather than a fixed one-hot) lets the class interpolation walk a
+    continuous path between two digits' embeddings.
+    """
+
+    def __init__(self, z_dim: int = 64, hidden: int = 256, n_classes: int = 10, n_out: int = 784) -> None:
+        super().__init__()
+        self.z_dim, self.n_classes = z_dim, n_classes
+        self.embed = nn.Embedding(n_classes, z_dim)
+        self.net = nn.Sequential(mlp_trunk(2 * z_dim, hidden), nn.Linear(hidden, n_out), nn.Tanh())
+
+    def forward_embedded(self, z: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([z, e], dim=1))
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.forward_embedded(z, self.embed(labels))
+
+
+class ACDiscriminator(nn.Module):
+    """D(x) -> (real/fake logit, class logits): one shared trunk, two linear heads.
+
+    The class head outputs logits; cross-entropy applies the (log-)softmax once.
+    """
+
+    def __init__(self, hidden: int = 256, n_classes: int = 10, n_in: int = 784) -> None:
+        super().__init__()
+        self.trunk = mlp_trunk(n_in, hidden)
+        self.source = nn.Linear(hidden, 1)
+        self.classes = nn.Linear(hidden, n_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.trunk(x)
+        return self.source(h).squeeze(-1), self.classes(h)

@@ -1,0 +1,26 @@
+"""The evaluation yardstick: a LeNet-like CNN (LeCun et al. 1998), trained by the project."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class LeNet(nn.Module):
+    """Two conv blocks and two dense layers; ``features`` is the 128-d penultimate layer used for FID."""
+
+    def __init__(self, n_classes: int = 10) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(),
+        )
+        self.head = nn.Linear(128, n_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """x: images in [0, 1], shape (N, 784) or (N, 1, 28, 28)."""
+        return self.conv(x.reshape(-1, 1, 28, 28))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))

@@ -1,0 +1,43 @@
+"""The paper's GAN: two MLPs with LeakyReLU(0.2) (Goodfellow et al. 2014 architecture family)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def mlp_trunk(n_in: int, hidden: int) -> nn.Sequential:
+    """n_in -> hidden -> hidden, LeakyReLU(0.2) after each layer: the shape of both of the paper's nets."""
+    return nn.Sequential(nn.Linear(n_in, hidden), nn.LeakyReLU(0.2),
+                         nn.Linear(hidden, hidden), nn.LeakyReLU(0.2))
+
+
+class Generator(nn.Module):
+    """G: z (64) -> 256 -> 256 -> 784, tanh output in [-1, 1]."""
+
+    def __init__(self, z_dim: int = 64, hidden: int = 256, n_out: int = 784) -> None:
+        super().__init__()
+        self.z_dim = z_dim
+        self.net = nn.Sequential(mlp_trunk(z_dim, hidden), nn.Linear(hidden, n_out), nn.Tanh())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class Discriminator(nn.Module):
+    """D: 784 -> 256 -> 256 -> 1.
+
+    ``forward`` returns the logit: the losses use BCE-with-logits, which is exact where
+    log(sigmoid(.)) would round to log(0). ``prob`` is the paper's sigmoid output D(x).
+    """
+
+    def __init__(self, hidden: int = 256, n_in: int = 784) -> None:
+        super().__init__()
+        self.trunk = mlp_trunk(n_in, hidden)
+        self.head = nn.Linear(hidden, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk(x)).squeeze(-1)
+
+    def prob(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self(x))

@@ -1,0 +1,34 @@
+"""VAE (Kingma & Welling 2013): Gaussian encoder, Bernoulli decoder, both one-hidden-layer MLPs."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class VAE(nn.Module):
+    def __init__(self, z_dim: int = 20, hidden: int = 400, n_in: int = 784) -> None:
+        super().__init__()
+        self.z_dim = z_dim
+        self.enc = nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU())
+        self.enc_mu = nn.Linear(hidden, z_dim)
+        self.enc_logvar = nn.Linear(hidden, z_dim)
+        self.dec = nn.Sequential(nn.Linear(z_dim, hidden), nn.ReLU(), nn.Linear(hidden, n_in))
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z|x) = N(mu, diag(exp(logvar)))."""
+        h = self.enc(x)
+        return self.enc_mu(h), self.enc_logvar(h)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Logits of the Bernoulli p(x|z) over the 784 pixels."""
+        return self.dec(z)
+
+    @staticmethod
+    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """z = mu + sigma * eps: differentiable in (mu, logvar) for a fixed eps ~ N(0, I)."""
+        return mu + torch.exp(0.5 * logvar) * eps
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mu, logvar = self.encode(x)
+        return self.decode(self.reparameterize(mu, logvar, eps)), mu, logvar

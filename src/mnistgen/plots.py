@@ -1,0 +1,139 @@
+"""Figures: sample grids, interpolations, training curves, latent maps (matplotlib + torchvision grids).
+
+Every function returns a matplotlib Figure and draws images as given: callers pass pixels in
+[0, 1] (``as_unit`` converts generator output or uint8).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torchvision.utils import make_grid
+
+plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "axes.spines.top": False,
+                     "axes.spines.right": False, "font.size": 10})
+
+
+def as_unit(x: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] or tanh output [-1, 1] or [0, 1] floats -> float [0, 1] on CPU, shape (N, 1, 28, 28)."""
+    x = x.detach().cpu()
+    if x.dtype == torch.uint8:
+        x = x.float() / 255.0
+    elif x.min() < 0:
+        x = (x.float().clamp(-1, 1) + 1) / 2
+    return x.float().reshape(-1, 1, 28, 28)
+
+
+def grid_array(images: torch.Tensor, nrow: int, padding: int = 2) -> np.ndarray:
+    """A (H, W) array tiling ``images`` ``nrow`` per row, with white padding between digits."""
+    g = make_grid(as_unit(images), nrow=nrow, padding=padding, pad_value=1.0)
+    return g[0].numpy()
+
+
+def sample_grid(images: torch.Tensor, nrow: int = 10, title: str | None = None,
+                row_labels: Sequence[str] | None = None, size: float = 5.0) -> plt.Figure:
+    n_rows = int(np.ceil(len(images) / nrow))
+    fig, ax = plt.subplots(figsize=(size, size * n_rows / nrow))
+    ax.imshow(grid_array(images, nrow), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    if row_labels is not None:
+        ax.set_yticks([2 + 30 * i + 14 for i in range(n_rows)], list(row_labels))
+        ax.tick_params(left=False)
+    else:
+        ax.set_yticks([])
+    for s in ax.spines.values():
+        s.set_visible(False)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def image_rows(rows: Sequence[torch.Tensor], row_labels: Sequence[str], title: str | None = None,
+               col_labels: Sequence[str] | None = None, size: float = 7.0) -> plt.Figure:
+    """One row of digits per entry of ``rows`` (each (S, ...)), labelled on the left."""
+    ncol = len(rows[0])
+    images = torch.cat([as_unit(r) for r in rows])
+    fig, ax = plt.subplots(figsize=(size, size * len(rows) / ncol + 0.4))
+    ax.imshow(grid_array(images, ncol), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_yticks([2 + 30 * i + 14 for i in range(len(rows))], list(row_labels))
+    if col_labels is not None:
+        ax.set_xticks([2 + 30 * i + 14 for i in range(ncol)], list(col_labels))
+    else:
+        ax.set_xticks([])
+    ax.tick_params(left=False, bottom=False)
+    for s in ax.spines.values():
+        s.set_visible(False)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return a[None] * (1 - t[:, None]) + b[None] * t[:, None]
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation (White 2016): keeps the norm typical of a Gaussian sample in high dimension."""
+    omega = torch.arccos(torch.clamp(torch.dot(a / a.norm(), b / b.norm()), -1.0, 1.0))
+    so = torch.sin(omega)
+    if so.abs() < 1e-6:
+        return lerp(a, b, t)
+    return (torch.sin((1 - t) * omega) / so)[:, None] * a[None] + (torch.sin(t * omega) / so)[:, None] * b[None]
+
+
+def gan_curves(history: list[dict[str, Any]], title: str = "") -> plt.Figure:
+    """Losses, and D(x) / D(G(z)) per epoch with the equilibrium value 1/2 marked."""
+    ep = [h["epoch"] for h in history]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    a1.plot(ep, [h["d_loss"] for h in history], label="D loss")
+    a1.plot(ep, [h["g_loss"] for h in history], label="G loss")
+    a1.axhline(2 * np.log(2), color="gray", ls=":", lw=1, label="D loss at equilibrium, 2 log 2")
+    a1.set_xlabel("epoch")
+    a1.set_ylabel("loss (nats)")
+    a1.legend(frameon=False)
+    a2.plot(ep, [h["d_real"] for h in history], label="D(x), real")
+    a2.plot(ep, [h["d_fake"] for h in history], label="D(G(z)), generated")
+    a2.axhline(0.5, color="gray", ls="--", lw=1, label="Nash equilibrium, 1/2")
+    a2.set_ylim(0, 1)
+    a2.set_xlabel("epoch")
+    a2.set_ylabel("mean discriminator output")
+    a2.legend(frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def curves(history: list[dict[str, Any]], panels: Sequence[Sequence[tuple[str, str]]], ylabels: Sequence[str],
+           title: str = "", hlines: dict[int, tuple[float, str]] | None = None) -> plt.Figure:
+    """Generic per-epoch curves: ``panels`` is a list of [(history key, legend label), ...]."""
+    ep = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.4), squeeze=False)
+    for i, (ax, panel) in enumerate(zip(axes[0], panels)):
+        for key, label in panel:
+            ax.plot(ep, [h[key] for h in history], label=label, marker="o" if len(ep) < 15 else None, ms=3)
+        if hlines and i in hlines:
+            y, lab = hlines[i]
+            ax.axhline(y, color="gray", ls="--", lw=1, label=lab)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabels[i])
+        ax.legend(frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def snapshot_strip(snapshots: Sequence[torch.Tensor], n_cols: int = 8, n_digits: int = 6) -> plt.Figure:
+    """Fixed-noise samples (rows) at evenly spaced epochs (columns)."""
+    n = len(snapshots)
+    epochs = sorted({int(round(e)) for e in np.linspace(1, n, min(n_cols, n))})
+    rows = [torch.stack([snapshots[e - 1][d] for e in epochs]) for d in range(n_digits)]
+    return image_rows(rows, [f"z{d + 1}" for d in range(n_digits)], col_labels=[f"ep {e}" for e in epochs],
+                      size=1.0 * len(epochs))

@@ -1,0 +1,72 @@
+"""What the notebooks need to turn runs into a page: provenance, glued numbers and figures, tables.
+
+Numbers are glued rounded to the precision the page shows, so the executed notebook (and its
+nbval reference copy) holds exactly what the reader sees.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+
+from .runs import RESULTS_ROOT, Run, git_commit
+
+
+def _glue(name: str, value: Any, display: bool = False) -> None:
+    try:
+        from myst_nb import glue
+    except ImportError:  # outside the book toolchain (plain python): nothing to glue into
+        return
+    glue(name, value, display=display)
+
+
+def glue_number(name: str, value: float, digits: int = 2) -> float:
+    v = round(float(value), digits)
+    _glue(name, v)
+    return v
+
+
+def glue_text(name: str, value: str) -> str:
+    _glue(name, value)
+    return value
+
+
+def glue_figure(name: str, fig: plt.Figure, profile: str) -> None:
+    """Save ``fig`` as ``results/<profile>/figures/<name>.png`` and glue it for ``{glue:figure}``."""
+    path = RESULTS_ROOT / profile / "figures" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight")
+    _glue(name, fig)
+    plt.close(fig)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def rerun_command(notebook: str, profile: str, params: dict[str, Any]) -> str:
+    args = " ".join(f"-p {k} {shlex.quote(json.dumps(v) if not isinstance(v, str) else v)}"
+                    for k, v in params.items() if v is not None)
+    return f"make run NOTEBOOK={notebook} PROFILE={profile}" + (f' PARAMS="{args}"' if args else "")
+
+
+def provenance(notebook: str, profile: str, params: dict[str, Any], runs: Sequence[Run]) -> str:
+    """A Markdown block: how this page was produced and the command that reproduces it."""
+    rows = []
+    for r in runs:
+        m = r.manifest
+        rows.append([f"`{r.path.name}`", m["seed"], m["epochs"], f"{m['wall_seconds']:.0f} s",
+                     f"{m['device']} ({m['device_name']})", f"`{m['git_commit']}`"])
+    table = markdown_table(["run", "seed", "epochs", "training wall time", "device", "code commit"], rows)
+    overrides = {k: v for k, v in params.items() if v is not None}
+    return (f"**How this page was produced.** Profile `{profile}`"
+            + (f", overrides `{overrides}`" if overrides else ", no overrides")
+            + f"; rendered at commit `{git_commit()}`.\n\n{table}\n\n"
+            + f"Rerun this chapter: `{rerun_command(notebook, profile, params)}`; "
+            + "a run whose configuration is unchanged is reused from `results/`, not retrained.")

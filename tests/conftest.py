@@ -1,0 +1,32 @@
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+# Every run a test trains (in this process or in an nbval kernel, which inherits the
+# environment) goes to a fresh folder: tests never reuse or overwrite the book's results/.
+os.environ.setdefault("MNISTGEN_RESULTS", tempfile.mkdtemp(prefix="mnistgen-test-results-"))
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("MNISTGEN_DATA", REPO / "data"))
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """The verified MNIST that `make data` materialised (make test depends on it)."""
+    from mnistgen.data import verify
+
+    if verify(DATA):
+        pytest.fail(f"MNIST under {DATA} is missing or corrupt: run `make data` first")
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def mnist_train(data_root):
+    from mnistgen.data import load_mnist
+
+    return load_mnist(data_root, train=True)
