@@ -28,6 +28,7 @@ NOTEBOOK_DIR = REPO_DIR / "notebooks"
 GENERATED_DIR = REPO_DIR / "book" / "generated"
 # chapter name -> (notebook file stem, config section its parameters belong to)
 CHAPTERS: dict[str, tuple[str, str]] = {
+    "gan_objective": ("01_gan_objective", "gan"),
     "gan": ("02_gan_experiments", "gan"),
 }
 

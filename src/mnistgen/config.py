@@ -115,8 +115,10 @@ def describe(cls: type) -> str:
         rng = ""
         if m.get("choices"):
             rng = f" one of {list(m['choices'])}"
-        elif m.get("lo") is not None or m.get("hi") is not None:
-            rng = f" in [{m.get('lo', '')}, {m.get('hi', '')}]"
+        elif m.get("lo") is not None and m.get("hi") is not None:
+            rng = f" in [{m['lo']}, {m['hi']}]"
+        elif m.get("lo") is not None:
+            rng = f" >= {m['lo']}"
         lines.append(f"  {f.name} ({_type_name(f.type)}, default {f.default!r}{rng}): {m.get('help', '')}")
     return "\n".join(lines)
 

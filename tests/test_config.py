@@ -1,0 +1,61 @@
+"""Parameters are validated before any work: names, types, ranges, with the valid list in the message."""
+
+import subprocess
+import sys
+
+import pytest
+
+from mnistgen.config import ConfigError, make_config, profile_names
+
+
+def test_profiles_exist_and_every_section_validates():
+    assert {"smoke", "quick", "paper"} <= set(profile_names())
+    for p in profile_names():
+        for model in ("gan", "acgan", "vae", "classifier", "evaluation"):
+            make_config(model, p)
+    assert make_config("gan", "paper").epochs == 300
+    assert make_config("gan", "paper").lr == 5e-4 and make_config("gan", "paper").k == 1
+
+
+def test_overrides_win_and_none_means_the_profile():
+    assert make_config("gan", "quick", epochs=7).epochs == 7
+    assert make_config("gan", "quick", epochs=None).epochs == make_config("gan", "quick").epochs
+    assert make_config("gan", lr=1).lr == 1.0  # an int where a float is wanted is fine
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    ({"epoch": 3}, r"unknown parameter 'epoch'.*Valid parameters:.*epochs"),
+    ({"epochs": "ten"}, r"'epochs' = 'ten' must be an integer"),
+    ({"epochs": 2.5}, r"'epochs' = 2.5 must be an integer"),
+    ({"epochs": 0}, r"'epochs' = 0 is out of range \[1, 10000\]"),
+    ({"lr": -1.0}, r"'lr' = -1.0 is out of range"),
+    ({"saturating": "yes"}, r"'saturating' = 'yes' must be true or false"),
+    ({"device": "tpu"}, r"'device' = 'tpu' must be one of \['auto', 'cpu', 'cuda'\]"),
+])
+def test_bad_parameters_are_named_with_the_valid_choices(kwargs, pattern):
+    with pytest.raises(ConfigError, match="(?s)" + pattern) as e:
+        make_config("gan", "quick", **kwargs)
+    assert "batch_size" in str(e.value)  # the list of valid parameters is part of the message
+
+
+def test_unknown_profile_and_model():
+    with pytest.raises(ConfigError, match=r"unknown profile 'fast'; choose one of \['paper', 'quick', 'smoke'"):
+        make_config("gan", "fast")
+    with pytest.raises(ConfigError, match="unknown model 'wgan'"):
+        make_config("wgan")
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "mnistgen", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_cli_refuses_bad_parameters_before_any_work(tmp_path):
+    r = _cli("render", "gan", "--profile", "smoke", "-p", "epochs", "-1", "--out", str(tmp_path))
+    assert r.returncode != 0 and "'epochs' = -1 is out of range" in r.stderr and "Traceback" not in r.stderr
+    r = _cli("render", "gan", "--profile", "smoke", "-p", "epoch", "5", "--out", str(tmp_path))
+    assert r.returncode != 0 and "has no parameter(s) ['epoch']" in r.stderr and "epochs" in r.stderr
+    assert not any(tmp_path.iterdir())  # nothing rendered
+    r = _cli("train", "gan", "--profile", "smoke", "-p", "batch_size", "big")
+    assert r.returncode != 0 and "'batch_size' = 'big' must be an integer" in r.stderr
+    r = _cli("render", "gans")
+    assert r.returncode != 0 and "unknown chapter 'gans'" in r.stderr

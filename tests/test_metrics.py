@@ -1,0 +1,124 @@
+"""Metrics against cases with known answers."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mnistgen import metrics
+
+
+def test_frechet_identical_sets_is_zero():
+    f = np.random.default_rng(0).normal(size=(2000, 8))
+    assert metrics.fid_from_features(f, f) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_frechet_closed_form_for_gaussians():
+    # N(m1, diag(a^2)) vs N(m2, diag(b^2)): ||m1 - m2||^2 + sum (a - b)^2
+    mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 0.0])
+    a, b = np.array([1.0, 2.0, 0.5]), np.array([2.0, 2.0, 1.0])
+    got = metrics.frechet_distance(mu1, np.diag(a**2), mu2, np.diag(b**2))
+    assert got == pytest.approx(((mu1 - mu2) ** 2).sum() + ((a - b) ** 2).sum(), rel=1e-9)
+
+
+def test_frechet_from_samples_approaches_closed_form():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200_000, 2))
+    y = rng.normal(size=(200_000, 2)) + np.array([3.0, 0.0])
+    assert metrics.fid_from_features(x, y) == pytest.approx(9.0, rel=0.01)
+
+
+def test_inception_score_bounds():
+    assert metrics.inception_score(torch.full((100, 10), 0.1)) == pytest.approx(1.0)
+    confident_one_class = torch.zeros(100, 10)
+    confident_one_class[:, 3] = 1.0
+    assert metrics.inception_score(confident_one_class) == pytest.approx(1.0)
+    confident_balanced = torch.eye(10).repeat(10, 1)
+    assert metrics.inception_score(confident_balanced) == pytest.approx(10.0, rel=1e-6)
+
+
+def test_parzen_matches_a_gaussian_mixture_by_hand():
+    samples = torch.tensor([[0.0, 0.0], [1.0, 1.0]])
+    x = torch.tensor([[0.5, 0.0]])
+    sigma = 0.3
+    comps = [torch.distributions.MultivariateNormal(s, sigma**2 * torch.eye(2)).log_prob(x) for s in samples]
+    expected = torch.logsumexp(torch.stack(comps), 0) - math.log(2)
+    assert metrics.parzen_log_likelihood(samples, x, sigma).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_parzen_sigma_selection_prefers_the_true_scale():
+    g = torch.Generator().manual_seed(0)
+    true_sigma = 0.2
+    centres = torch.rand(50, 5, generator=g)
+    pick = lambda n: centres[torch.randint(50, (n,), generator=g)] + true_sigma * torch.randn(n, 5, generator=g)
+    sigma, scores = metrics.parzen_select_sigma(centres, pick(2000), sigmas=[0.05, 0.1, 0.2, 0.4, 0.8])
+    assert sigma == 0.2
+    est = metrics.parzen_estimate(centres, pick(500), pick(500))
+    assert est["parzen_se"] > 0 and math.isfinite(est["parzen_ll"])
+
+
+def _linear_gaussian(d=2, D=5, noise=0.5, seed=0):
+    """p(z) = N(0, I), p(x|z) = N(Wz + b, noise^2 I)  =>  p(x) = N(b, W W^T + noise^2 I)."""
+    g = torch.Generator().manual_seed(seed)
+    W, b = torch.randn(D, d, generator=g, dtype=torch.float64), torch.randn(D, generator=g, dtype=torch.float64)
+    marginal = torch.distributions.MultivariateNormal(b, W @ W.T + noise**2 * torch.eye(D, dtype=torch.float64))
+
+    def log_px_given_z(z, x):
+        mean = z @ W.T + b
+        return torch.distributions.Normal(mean, noise).log_prob(x[None].expand_as(mean)).sum(-1)
+
+    x = marginal.sample((20,))
+    # the exact posterior q*(z|x) = N(S W^T (x - b) / noise^2, S), S = (I + W^T W / noise^2)^-1
+    S = torch.linalg.inv(torch.eye(d, dtype=torch.float64) + W.T @ W / noise**2)
+    post_mu = (x - b) @ W @ S.T / noise**2
+    return log_px_given_z, x, marginal.log_prob(x), post_mu, torch.diagonal(S).log().expand(len(x), d)
+
+
+def test_importance_sampling_converges_to_the_exact_marginal_likelihood():
+    log_px_given_z, x, exact, post_mu, post_logvar = _linear_gaussian()
+    # an imperfect proposal, as an encoder is: the posterior shifted and widened, so k matters
+    mu, logvar = post_mu + 0.3, post_logvar + 0.5
+    g = torch.Generator().manual_seed(0)
+    errors = {}
+    for k in (1, 10, 100, 5000):
+        est = metrics.importance_log_likelihood(log_px_given_z, x, mu, logvar, k, generator=g, chunk=512)
+        errors[k] = (est - exact).abs().mean().item()
+    assert errors[5000] < errors[100] < errors[10] < errors[1]
+    assert errors[5000] < 0.05
+
+
+def test_importance_sampling_is_below_the_likelihood_in_expectation_and_above_the_elbo():
+    log_px_given_z, x, exact, post_mu, post_logvar = _linear_gaussian(seed=1)
+    mu, logvar = post_mu - 0.4, post_logvar - 0.5
+    g = torch.Generator().manual_seed(1)
+    k1 = torch.stack([metrics.importance_log_likelihood(log_px_given_z, x, mu, logvar, 1, generator=g)
+                      for _ in range(400)]).mean(0)   # ~ the ELBO
+    k50 = torch.stack([metrics.importance_log_likelihood(log_px_given_z, x, mu, logvar, 50, generator=g)
+                       for _ in range(100)]).mean(0)
+    assert torch.all(k1 <= k50 + 1e-6)       # IWAE bound tightens with k (in expectation)
+    assert torch.all(k50 <= exact + 0.05)    # and never exceeds log p(x) in expectation
+
+
+def test_importance_sampling_with_the_exact_posterior_is_exact_for_any_k():
+    log_px_given_z, x, exact, post_mu, post_logvar = _linear_gaussian(d=1, seed=2)  # 1-d: S is diagonal
+    est = metrics.importance_log_likelihood(log_px_given_z, x, post_mu, post_logvar, 1)
+    assert torch.allclose(est, exact, atol=1e-9)  # p(x, z) / q*(z|x) = p(x) for every z
+
+
+def test_vae_log_likelihood_shape_and_bound():
+    from mnistgen.losses import elbo_terms
+    from mnistgen.models import VAE
+
+    torch.manual_seed(0)
+    vae = VAE(z_dim=3, hidden=16)
+    x = torch.bernoulli(torch.full((7, 784), 0.3))
+    ll = metrics.vae_log_likelihood(vae, x, k=200, generator=torch.Generator().manual_seed(0), chunk=64)
+    assert ll.shape == (7,)
+    with torch.no_grad():
+        elbos = []
+        for _ in range(200):
+            logits, mu, logvar = vae(x, torch.randn(7, 3))
+            rec, kl = elbo_terms(logits, x, mu, logvar)
+            elbos.append(rec - kl)
+    assert torch.all(ll >= torch.stack(elbos).mean(0).double() - 1.0)

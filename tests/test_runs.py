@@ -1,0 +1,190 @@
+"""Training loops, run cache, determinism, resume after SIGKILL, refusal of bad checkpoints."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from mnistgen import runs, train
+from mnistgen.config import make_config
+
+TINY = dict(n_train=256, batch_size=64, epochs=3, device="cpu")
+
+
+def _state(run):
+    return {f"{k}.{n}": t for k, m in run.models.items() for n, t in m.state_dict().items()}
+
+
+def assert_identical(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.parametrize("model", ["gan", "acgan", "vae", "classifier"])
+def test_one_epoch_changes_every_parameter_and_logs_finite_values(model, mnist_train):
+    cfg = make_config(model, epochs=1, n_train=128, batch_size=64, device="cpu")
+    st = train.init_state(cfg, torch.device("cpu"))
+    before = {k: [p.detach().clone() for p in m.parameters()] for k, m in st.models.items()}
+    train.train(cfg, st, mnist_train, progress=False)
+    for k, m in st.models.items():
+        changed = [not torch.equal(a, b) for a, b in zip(before[k], m.parameters())]
+        if model == "acgan" and k == "G":
+            changed = changed[1:] if not changed[0] else changed  # only the sampled labels' embedding rows move
+        assert all(changed), f"{model}.{k}: some parameters did not move"
+    row = st.history[-1]
+    assert row["epoch"] == 1 and all(torch.isfinite(torch.tensor(v)) for v in row.values() if isinstance(v, float))
+
+
+def test_same_seed_gives_bitwise_identical_weights_and_history(tmp_path, data_root):
+    cfg = make_config("gan", **TINY)
+    a = runs.get_run(cfg, "t", results_root=tmp_path / "a", data_root=data_root, log=lambda s: None)
+    b = runs.get_run(cfg, "t", results_root=tmp_path / "b", data_root=data_root, log=lambda s: None)
+    assert_identical(_state(a), _state(b))
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]
+    assert strip(a.history) == strip(b.history)
+    c = runs.get_run(make_config("gan", seed=1, **TINY), "t", results_root=tmp_path / "a", data_root=data_root)
+    assert not torch.equal(_state(a)["G.net.0.0.weight"], _state(c)["G.net.0.0.weight"])
+
+
+def test_completed_run_is_reused_and_a_changed_parameter_retrains(tmp_path, data_root):
+    cfg = make_config("vae", **TINY)
+    first = runs.get_run(cfg, "t", results_root=tmp_path, data_root=data_root)
+    assert not first.cached
+    manifest = json.loads((first.path / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["seed"] == 0 and manifest["epochs"] == 3
+    assert {"python", "torch", "torchvision", "numpy"} <= set(manifest["versions"])
+    again = runs.get_run(cfg, "t", results_root=tmp_path, data_root=data_root)
+    assert again.cached and again.path == first.path
+    assert_identical(_state(first), _state(again))
+    other = runs.get_run(make_config("vae", **{**TINY, "z_dim": 3}), "t", results_root=tmp_path, data_root=data_root)
+    assert other.path != first.path and not other.cached
+    # the device is not part of a run's identity: a GPU-trained run is picked up on CPU
+    assert runs.run_id(make_config("vae", **{**TINY, "device": "auto"})) == runs.run_id(cfg)
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    from mnistgen import runs
+    from mnistgen.config import make_config
+    kill_after = int(sys.argv[2])
+    save = runs.save_checkpoint
+    def save_then_maybe_die(path, cfg, st):
+        save(path, cfg, st)
+        if st.epoch == kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)   # no cleanup, no atexit: as a crash or OOM kill
+    runs.save_checkpoint = save_then_maybe_die
+    cfg = make_config("acgan", n_train=256, batch_size=64, epochs=4, device="cpu")
+    runs.get_run(cfg, "t", results_root=sys.argv[1], data_root=sys.argv[3], progress=False)
+""")
+
+
+def test_sigkill_mid_run_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path, data_root):
+    script = tmp_path / "kill.py"
+    script.write_text(KILL_SCRIPT)
+    killed = subprocess.run([sys.executable, str(script), str(tmp_path / "r"), "2", str(data_root)],
+                            capture_output=True, text=True)
+    assert killed.returncode == -9
+    (run_dir,) = (tmp_path / "r" / "t" / "runs").iterdir()
+    assert (run_dir / "checkpoint.pt").exists() and not (run_dir / "manifest.json").exists()
+    assert not list(run_dir.glob(".*tmp"))  # the atomic write left no temporary file
+    resumed = subprocess.run([sys.executable, str(script), str(tmp_path / "r"), "-1", str(data_root)],
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout and "from epoch 2 of 4" in resumed.stdout
+    cfg = make_config("acgan", n_train=256, batch_size=64, epochs=4, device="cpu")
+    done = runs.get_run(cfg, "t", results_root=tmp_path / "r", data_root=data_root)
+    assert done.cached and done.state.epoch == 4
+    clean = runs.get_run(cfg, "t", results_root=tmp_path / "clean", data_root=data_root)
+    assert_identical(_state(done), _state(clean))
+    assert [r["d_loss"] for r in done.history] == [r["d_loss"] for r in clean.history]
+
+
+def _incomplete_run(tmp_path, data_root, epochs_done=1):
+    cfg = make_config("gan", **{**TINY, "epochs": epochs_done})
+    run = runs.get_run(cfg, "t", results_root=tmp_path, data_root=data_root)
+    return run
+
+
+def test_truncated_checkpoint_is_refused_and_left_alone(tmp_path, data_root):
+    cfg = make_config("gan", **TINY)
+    run = runs.get_run(cfg, "t", results_root=tmp_path, data_root=data_root)
+    ckpt = run.path / "checkpoint.pt"
+    blob = ckpt.read_bytes()[:5000]
+    ckpt.write_bytes(blob)
+    with pytest.raises(runs.CheckpointError, match="corrupt or truncated.*retrain"):
+        runs.get_run(cfg, "t", results_root=tmp_path, data_root=data_root)
+    assert ckpt.read_bytes() == blob  # nothing overwritten
+    fresh = runs.get_run(cfg, "t", results_root=tmp_path, data_root=data_root, retrain=True)
+    assert fresh.state.epoch == 3
+
+
+def test_checkpoint_of_another_configuration_is_refused(tmp_path, data_root):
+    cfg = make_config("gan", **TINY)
+    run = runs.get_run(cfg, "t", results_root=tmp_path, data_root=data_root)
+    other = make_config("gan", **{**TINY, "hidden": 32})
+    st = train.init_state(other, torch.device("cpu"))
+    with pytest.raises(runs.CheckpointError, match="another configuration.*hidden"):
+        runs.load_checkpoint(run.path / "checkpoint.pt", other, st)
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path, data_root):
+    cfg = make_config("gan", **TINY)
+    run = runs.get_run(cfg, "t", results_root=tmp_path, data_root=data_root)
+    payload = torch.load(run.path / "checkpoint.pt", weights_only=True)
+    payload["state"]["models"]["G"]["net.0.0.weight"] = torch.zeros(3, 3)
+    torch.save(payload, run.path / "checkpoint.pt")
+    st = train.init_state(cfg, torch.device("cpu"))
+    with pytest.raises(runs.CheckpointError, match="does not fit this architecture"):
+        runs.load_checkpoint(run.path / "checkpoint.pt", cfg, st)
+
+
+def test_a_pickled_object_is_not_executed(tmp_path):
+    """weights_only=True: a checkpoint that would run code on load is refused."""
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    path = tmp_path / "checkpoint.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"format": 1, "x": Evil()}, f)
+    cfg = make_config("gan", **TINY)
+    with pytest.raises(runs.CheckpointError, match="corrupt or truncated"):
+        runs.load_checkpoint(path, cfg, train.init_state(cfg, torch.device("cpu")))
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_nan_loss_stops_with_epoch_and_step_and_keeps_the_last_good_checkpoint(tmp_path, data_root, monkeypatch):
+    cfg = make_config("gan", **TINY)
+    saved = []
+    real_step = train.EPOCHS["gan"]
+    calls = {"n": 0}
+
+    def poisoned(st, cfg, x, y, log_steps):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second epoch's data hold a NaN
+            x = x.clone()
+            x[:] = float("nan")
+        return real_step(st, cfg, x, y, log_steps)
+
+    monkeypatch.setitem(train.EPOCHS, "gan", poisoned)
+    with pytest.raises(train.TrainingDiverged, match=r"non-finite \w+ at epoch 2, step 1 of 4.*epoch 1"):
+        runs.get_run(cfg, "t", results_root=tmp_path, data_root=data_root)
+    (run_dir,) = (tmp_path / "t" / "runs").iterdir()
+    assert not (run_dir / "manifest.json").exists()  # never rendered as a finished run
+    payload = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    assert payload["state"]["epoch"] == 1
+    assert all(torch.isfinite(t).all() for t in payload["state"]["models"]["G"].values())
+
+
+def test_unavailable_cuda_is_refused_plainly(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(train.DeviceError, match="'cuda' was requested but torch sees no CUDA GPU"):
+        train.resolve_device("cuda")
+    assert train.resolve_device("auto") == torch.device("cpu")
