@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 MATHJAX := book/_static/mathjax/tex-svg.js
 MATHJAX_TGZ_SHA256 := 1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c09
 
-.PHONY: book test venv data notebooks html run golden bench clean
+.PHONY: book test venv data notebooks html run golden bench clean chromium
 .DEFAULT_GOAL := book
 
 venv: $(STAMP)
@@ -44,7 +44,11 @@ run: data
 	$(PY) -m mnistgen render $(NOTEBOOK) --profile $(PROFILE) $(PARAMS)
 	$(MAKE) --no-print-directory html PROFILE=$(PROFILE)
 
-test: data $(MATHJAX)
+# The browser test drives Debian's chromium through Playwright (no browser download).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+test: data $(MATHJAX) chromium
 	$(PY) -m pytest
 
 # Regenerate the committed nbval reference copies (tests/golden) after an intended change.

@@ -32,8 +32,8 @@
 #
 # Write $D(x) = \sigma(\ell(x))$ with logit $\ell$. The generator's term in {eq}`eq-gan`,
 # $\log(1 - \sigma(\ell))$, has derivative $-\sigma(\ell) = -D(G(z))$ with respect to the logit.
-# Early in training the samples are poor, $D$ rejects them confidently, $D(G(z)) \approx 0$,
-# and the gradient that reaches $G$ vanishes: the loss *saturates*. The non-saturating
+# Once $D$ learns to reject the generator's poor early samples confidently,
+# $D(G(z)) \approx 0$ and the gradient that reaches $G$ vanishes: the loss *saturates*. The non-saturating
 # alternative maximises $\log D(G(z))$ instead; its derivative $1 - D(G(z))$ is largest exactly
 # where the generator is worst, and the game keeps the same fixed point. {numref}`fig-obj-theory`
 # plots both derivatives.
@@ -123,7 +123,10 @@ fig.tight_layout()
 report.glue_figure("obj_measured", fig, profile)
 
 ratio = grad[False][early].mean() / grad[True][early].mean()
+ratio_all = np.median(grad[False]) / np.median(grad[True])
 report.glue_number("obj_grad_ratio", ratio, 1)
+report.glue_number("obj_grad_ratio_all", ratio_all, 1)
+report.glue_number("obj_dgz_start", dgz[False][:10].mean(), 2)
 report.glue_number("obj_dgz_ns", dgz[False][-50:].mean(), 2)
 report.glue_number("obj_dgz_sat", dgz[True][-50:].mean(), 2)
 print(f"mean generator-gradient norm over the first 50 steps: non-saturating {grad[False][early].mean():.3g}, "
@@ -137,10 +140,18 @@ print(f"mean generator-gradient norm over the first 50 steps: non-saturating {gr
 # Same initial weights, data order and noise for both runs.
 # ```
 #
-# Over the first 50 steps the non-saturating loss gave the generator gradients
-# {glue:text}`obj_grad_ratio` times larger than the saturating one. By the end of the short run
-# the discriminator's mean output on generated images was {glue:text}`obj_dgz_ns` with the
-# non-saturating loss and {glue:text}`obj_dgz_sat` with the saturating one.
+# At the very start both networks are untrained and $D(G(z))$ is near 1/2
+# ({glue:text}`obj_dgz_start` over the first 10 steps), where the two slopes are equal. Over
+# the first 50 steps the non-saturating loss gave the generator gradients
+# {glue:text}`obj_grad_ratio` times larger than the saturating one, and over the whole run
+# {glue:text}`obj_grad_ratio_all` times larger (ratio of medians): as soon as the
+# discriminator learns to reject samples, the saturating loss starves the generator. Adam
+# divides each update by a running root-mean-square of the gradient, which hides part of
+# this difference in scale from the weights; what it cannot hide is the direction, which for
+# the saturating loss is dominated by the samples D already finds convincing, since its
+# per-sample weight is $D(G(z))$. By the end of the short run the discriminator's mean output on
+# generated images was {glue:text}`obj_dgz_ns` with the non-saturating loss and
+# {glue:text}`obj_dgz_sat` with the saturating one.
 # {numref}`fig-obj-samples` shows what each generator draws at that point.
 #
 # ```{glue:figure} obj_samples

@@ -38,11 +38,11 @@
 
 # %% tags=["parameters"]
 profile = "quick"  # smoke | quick | paper: base settings from profiles/<profile>.yml
-epochs = None  # None: the profile's value
+epochs = None  # None: the profile value
 batch_size = None
 lr = None
 seed = None
-device = None  # None: the profile's ("auto": CUDA when present, else CPU)
+device = None  # None: the profile value, "auto": CUDA when present, else CPU
 
 # %%
 from IPython.display import Markdown, display

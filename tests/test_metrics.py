@@ -122,3 +122,24 @@ def test_vae_log_likelihood_shape_and_bound():
             rec, kl = elbo_terms(logits, x, mu, logvar)
             elbos.append(rec - kl)
     assert torch.all(ll >= torch.stack(elbos).mean(0).double() - 1.0)
+
+
+def test_nearest_neighbours_against_brute_force():
+    from mnistgen.evaluate import nearest_neighbours
+
+    g = torch.Generator().manual_seed(0)
+    pool, q = torch.randn(1234, 7, generator=g), torch.randn(9, 7, generator=g)
+    got = nearest_neighbours(q, pool, k=3, batch_size=100)
+    want = torch.cdist(q, pool).topk(3, largest=False).indices
+    assert torch.equal(got, want)
+    assert torch.equal(nearest_neighbours(pool[:5], pool, k=1)[:, 0], torch.arange(5))
+
+
+def test_summarize_means_and_stds_over_seeds():
+    from mnistgen.evaluate import summarize
+
+    rows = [{"fid": 1.0, "inception_score": 9.0, "parzen_ll": 200.0, "parzen_se": 2.0, "n_samples": 10},
+            {"fid": 3.0, "inception_score": 8.0, "parzen_ll": 210.0, "parzen_se": 2.0, "n_samples": 10}]
+    s = summarize({"gan": rows})["gan"]
+    assert s["fid"] == 2.0 and s["fid_std"] == pytest.approx(2 ** 0.5) and s["parzen_ll"] == 205.0
+    assert "fid_std" not in summarize({"gan": rows[:1]})["gan"]

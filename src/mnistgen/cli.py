@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import os
 import sys
 import tempfile
@@ -26,10 +27,13 @@ from .runs import DATA_ROOT, REPO_DIR
 
 NOTEBOOK_DIR = REPO_DIR / "notebooks"
 GENERATED_DIR = REPO_DIR / "book" / "generated"
-# chapter name -> (notebook file stem, config section its parameters belong to)
-CHAPTERS: dict[str, tuple[str, str]] = {
-    "gan_objective": ("01_gan_objective", "gan"),
-    "gan": ("02_gan_experiments", "gan"),
+# chapter name -> (notebook file stem, config sections its parameters belong to)
+CHAPTERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "gan_objective": ("01_gan_objective", ("gan",)),
+    "gan": ("02_gan_experiments", ("gan",)),
+    "vae": ("03_vae", ("vae", "evaluation")),
+    "acgan": ("04_acgan", ("acgan",)),
+    "evaluation": ("05_evaluation", ("evaluation",)),
 }
 
 
@@ -59,14 +63,16 @@ def validate(chapter: str, profile: str, params: dict[str, Any]) -> None:
     """Raise UsageError/ConfigError unless ``params`` are the chapter's and their values are valid."""
     if chapter not in CHAPTERS:
         raise UsageError(f"unknown chapter {chapter!r}; choose one of {sorted(CHAPTERS)} or 'all'")
-    stem, section = CHAPTERS[chapter]
+    stem, sections = CHAPTERS[chapter]
     allowed = notebook_parameters(stem)
     unknown = sorted(set(params) - set(allowed))
     if unknown:
+        meaning = "\n".join(describe(CONFIGS[s]) for s in sections)
         raise UsageError(f"chapter {chapter!r} has no parameter(s) {unknown}. Valid parameters: "
-                         f"{sorted(allowed)}; their meaning:\n{describe(CONFIGS[section])}")
-    fields = {k: v for k, v in params.items() if k != "profile"}
-    make_config(section, profile, **fields)  # types and ranges; raises ConfigError
+                         f"{sorted(allowed)}; their meaning:\n{meaning}")
+    for section in sections:  # types and ranges; raises ConfigError
+        names = {f.name for f in dataclasses.fields(CONFIGS[section])}
+        make_config(section, profile, **{k: v for k, v in params.items() if k in names})
 
 
 def render(chapter: str, profile: str, params: dict[str, Any], out_dir: Path = GENERATED_DIR) -> Path:

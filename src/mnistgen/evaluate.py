@@ -165,3 +165,43 @@ def save_samples(run: Run, ev: EvalConfig, path: Path) -> None:
 
 def results_path(profile: str, root: Path = RESULTS_ROOT) -> Path:
     return Path(root) / profile
+
+
+SUMMARY_KEYS = {
+    "gan": ("fid", "inception_score", "parzen_ll", "parzen_se"),
+    "acgan": ("fid", "inception_score", "class_accuracy", "parzen_ll", "parzen_se"),
+    "vae": ("fid", "inception_score", "test_nll", "test_elbo", "parzen_ll", "parzen_se"),
+}
+
+
+def summarize(per_seed: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    """Mean over seeds of each metric, with ``<key>_std`` beside it when more than one seed ran."""
+    out: dict[str, dict[str, float]] = {}
+    for model, rows in per_seed.items():
+        out[model] = {}
+        for key in SUMMARY_KEYS[model]:
+            values = np.array([r[key] for r in rows], dtype=float)
+            out[model][key] = float(values.mean())
+            if len(values) > 1:
+                out[model][f"{key}_std"] = float(values.std(ddof=1))
+        if model == "vae":
+            out[model]["nll_k"] = rows[0]["nll_k"]
+            out[model]["nll_images"] = rows[0]["nll_images"]
+        out[model]["n_samples"] = rows[0]["n_samples"]
+    return out
+
+
+@torch.no_grad()
+def nearest_neighbours(queries: torch.Tensor, pool: torch.Tensor, k: int = 1, batch_size: int = 5000) -> torch.Tensor:
+    """Indices (Q, k) of the ``k`` rows of ``pool`` nearest (Euclidean) to each query row."""
+    q = queries.double()
+    best_d = torch.full((len(q), k), float("inf"), dtype=torch.float64)
+    best_i = torch.zeros((len(q), k), dtype=torch.long)
+    for start in range(0, len(pool), batch_size):
+        p = pool[start:start + batch_size].double()
+        d = torch.cdist(q, p)
+        d_all = torch.cat([best_d, d], 1)
+        i_all = torch.cat([best_i, torch.arange(start, start + len(p)).expand(len(q), -1)], 1)
+        best_d, order = d_all.topk(k, dim=1, largest=False)
+        best_i = i_all.gather(1, order)
+    return best_i

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -29,8 +30,11 @@ def gaussian_stats(features: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.
 
 def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
     """||mu1 - mu2||^2 + Tr(C1 + C2 - 2 (C1 C2)^{1/2}), with scipy's matrix square root."""
-    covmean = scipy.linalg.sqrtm(cov1 @ cov2)
-    if not np.isfinite(covmean).all():  # near-singular product: regularise as in the reference code
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", scipy.linalg.LinAlgWarning)
+        covmean = scipy.linalg.sqrtm(cov1 @ cov2)
+    if caught or not np.isfinite(covmean).all():
+        # singular product (e.g. dead feature units): offset the diagonals, as the reference FID code does
         eps = 1e-6 * np.eye(len(cov1))
         covmean = scipy.linalg.sqrtm((cov1 + eps) @ (cov2 + eps))
     covmean = np.real(covmean)

@@ -1,0 +1,19 @@
+"""The benchmark runs both sides and writes the documented JSON (timings are not asserted)."""
+
+import json
+
+from benchmarks import throughput
+
+
+def test_bench_writes_both_sides_and_ratios(tmp_path, data_root):
+    out = tmp_path / "bench.json"
+    throughput.main(["--steps", "3", "--repeats", "1", "--device", "cpu", "--out", str(out)])
+    r = json.loads(out.read_text())
+    assert r["peak_gflops"] > 0 and "machine" in r
+    for model in ("gan", "vae", "acgan"):
+        m = r[model]
+        assert m["ours_img_s"] > 0 and m["textbook_img_s"] > 0
+        assert abs(m["speedup"] - m["ours_img_s"] / m["textbook_img_s"]) < 0.05 * m["speedup"] + 0.01
+        assert 0 < m["peak_fraction"] and m["gflop_per_image"] > 0
+    # the GAN step's FLOPs, counted by torch: ~6.5 MFLOP per image for the paper's MLPs (fwd + bwd)
+    assert 5e-3 < r["gan"]["gflop_per_image"] < 8e-3
