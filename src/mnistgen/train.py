@@ -98,7 +98,9 @@ def init_state(cfg: TrainConfig, device: torch.device) -> TrainState:
     torch.manual_seed(cfg.seed)  # weight initialisation is the one draw from the global RNG
     models = {k: m.to(device) for k, m in build_models(cfg).items()}
     betas = (cfg.beta1, cfg.beta2) if isinstance(cfg, GANConfig) else (0.9, 0.999)
-    optimizers = {k: torch.optim.Adam(m.parameters(), lr=cfg.lr, betas=betas) for k, m in models.items()}
+    # fused=True: one kernel for the whole update instead of ~10 per parameter tensor (measured:
+    # Adam was ~27% of a GAN step at batch 128 on 2 CPU cores; see benchmarks/throughput.py)
+    optimizers = {k: torch.optim.Adam(m.parameters(), lr=cfg.lr, betas=betas, fused=True) for k, m in models.items()}
     data_rng = torch.Generator().manual_seed(cfg.seed)
     noise_rng = torch.Generator(device=device).manual_seed(cfg.seed + 1)
     return TrainState(models, optimizers, data_rng, noise_rng)
