@@ -129,7 +129,7 @@ rows = [
     ["IWAE k = 50, {cite:t}`burda2015`", "", "", "", "84.78 (k = 5,000)", "", ""],
 ]
 table = "```{table} Every model measured the same way. FID and Inception Score use the project's classifier, not Inception; published rows are from the cited papers with their own models and settings.\n:name: tab-eval\n\n" + report.markdown_table(header, rows) + "\n```"
-report.glue_text("eval_table", table)
+report.glue_markdown("eval_table", table)
 report.glue_text("eval_n_seeds", str(len(ev.seeds)))
 report.glue_text("eval_seeds", ", ".join(map(str, ev.seeds)))
 report.glue_text("eval_n_samples", f"{ev.n_samples:,}")

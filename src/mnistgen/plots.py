@@ -34,37 +34,15 @@ def grid_array(images: torch.Tensor, nrow: int, padding: int = 2) -> np.ndarray:
     return g[0].numpy()
 
 
-def sample_grid(images: torch.Tensor, nrow: int = 10, title: str | None = None,
-                row_labels: Sequence[str] | None = None, size: float = 5.0) -> plt.Figure:
-    n_rows = int(np.ceil(len(images) / nrow))
-    fig, ax = plt.subplots(figsize=(size, size * n_rows / nrow))
-    ax.imshow(grid_array(images, nrow), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xticks([])
-    if row_labels is not None:
-        ax.set_yticks([2 + 30 * i + 14 for i in range(n_rows)], list(row_labels))
-        ax.tick_params(left=False)
-    else:
-        ax.set_yticks([])
-    for s in ax.spines.values():
-        s.set_visible(False)
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    return fig
-
-
-def image_rows(rows: Sequence[torch.Tensor], row_labels: Sequence[str], title: str | None = None,
-               col_labels: Sequence[str] | None = None, size: float = 7.0) -> plt.Figure:
-    """One row of digits per entry of ``rows`` (each (S, ...)), labelled on the left."""
-    ncol = len(rows[0])
-    images = torch.cat([as_unit(r) for r in rows])
-    fig, ax = plt.subplots(figsize=(size, size * len(rows) / ncol + 0.4))
+def _grid_figure(images: torch.Tensor, ncol: int, figsize: tuple[float, float], title: str | None,
+                 row_labels: Sequence[str] | None, col_labels: Sequence[str] | None) -> plt.Figure:
+    """Tile ``images`` ``ncol`` per row on one axis; label rows and columns at the digits' centres."""
+    fig, ax = plt.subplots(figsize=figsize)
     ax.imshow(grid_array(images, ncol), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_yticks([2 + 30 * i + 14 for i in range(len(rows))], list(row_labels))
-    if col_labels is not None:
-        ax.set_xticks([2 + 30 * i + 14 for i in range(ncol)], list(col_labels))
-    else:
-        ax.set_xticks([])
+    centres = lambda n: [2 + 30 * i + 14 for i in range(n)]  # 28-px digits, 2-px padding
+    n_rows = int(np.ceil(len(images) / ncol))
+    ax.set_yticks(centres(n_rows) if row_labels else [], list(row_labels or []))
+    ax.set_xticks(centres(ncol) if col_labels else [], list(col_labels or []))
     ax.tick_params(left=False, bottom=False)
     for s in ax.spines.values():
         s.set_visible(False)
@@ -72,6 +50,21 @@ def image_rows(rows: Sequence[torch.Tensor], row_labels: Sequence[str], title: s
         ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def sample_grid(images: torch.Tensor, nrow: int = 10, title: str | None = None,
+                row_labels: Sequence[str] | None = None, size: float = 5.0) -> plt.Figure:
+    """A grid of ``nrow`` digits per row (e.g. 100 samples as 10 x 10)."""
+    n_rows = int(np.ceil(len(images) / nrow))
+    return _grid_figure(images, nrow, (size, size * n_rows / nrow), title, row_labels, None)
+
+
+def image_rows(rows: Sequence[torch.Tensor], row_labels: Sequence[str], title: str | None = None,
+               col_labels: Sequence[str] | None = None, size: float = 7.0) -> plt.Figure:
+    """One row of digits per entry of ``rows`` (each (S, ...)), labelled on the left."""
+    ncol = len(rows[0])
+    images = torch.cat([as_unit(r) for r in rows])
+    return _grid_figure(images, ncol, (size, size * len(rows) / ncol + 0.4), title, row_labels, col_labels)
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -35,6 +35,14 @@ def glue_text(name: str, value: str) -> str:
     return value
 
 
+def glue_markdown(name: str, text: str) -> str:
+    """Glue Markdown for ``{glue:md}`` (with ``:format: myst`` it may hold directives and labels)."""
+    from IPython.display import Markdown
+
+    _glue(name, Markdown(text))
+    return text
+
+
 def glue_figure(name: str, fig: plt.Figure, profile: str) -> None:
     """Save ``fig`` as ``results/<profile>/figures/<name>.png`` and glue it for ``{glue:figure}``."""
     path = RESULTS_ROOT / profile / "figures" / f"{name}.png"
