@@ -59,3 +59,13 @@ def test_cli_refuses_bad_parameters_before_any_work(tmp_path):
     assert r.returncode != 0 and "'batch_size' = 'big' must be an integer" in r.stderr
     r = _cli("render", "gans")
     assert r.returncode != 0 and "unknown chapter 'gans'" in r.stderr
+
+
+def test_a_missing_dependency_is_named_plainly(monkeypatch, tmp_path, capsys):
+    from mnistgen import cli
+
+    monkeypatch.setitem(sys.modules, "papermill", None)  # as if it were not installed
+    with pytest.raises(SystemExit) as e:
+        cli.main(["render", "gan", "--profile", "smoke", "--out", str(tmp_path)])
+    assert "a dependency is missing" in str(e.value) and "papermill" in str(e.value)
+    assert not any(tmp_path.iterdir())

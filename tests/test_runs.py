@@ -143,6 +143,7 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path, data_root):
         runs.load_checkpoint(run.path / "checkpoint.pt", cfg, st)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_a_pickled_object_is_not_executed(tmp_path):
     """weights_only=True: a checkpoint that would run code on load is refused."""
     import pickle

@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> None:
         args.func(args)
     except (ConfigError, UsageError) as e:
         sys.exit(f"error: {e}")
+    except ImportError as e:
+        sys.exit(f"error: a dependency is missing ({e}); install the project's environment with "
+                 "`make venv` (or: pip install -e '.[book,test]')")
     except Exception as e:  # known, user-facing failures get one clear line, not a traceback
         from .data import DataError
         from .runs import CheckpointError
