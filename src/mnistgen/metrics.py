@@ -56,31 +56,43 @@ def inception_score(probs: torch.Tensor) -> float:
 
 # --- Parzen window ------------------------------------------------------------------------
 
-def parzen_log_likelihood(samples: torch.Tensor, x: torch.Tensor, sigma: float, batch_size: int = 500) -> torch.Tensor:
-    """log p(x) per row of ``x`` under an isotropic Gaussian mixture centred on ``samples`` (N, D).
+def _parzen_many(samples: torch.Tensor, x: torch.Tensor, sigmas: list[float], batch_size: int = 1000) -> torch.Tensor:
+    """log p(x) for every row of ``x`` and every sigma: (len(sigmas), len(x)).
 
-    log p(x) = logsumexp_i(-||x - s_i||^2 / (2 sigma^2)) - log N - D/2 log(2 pi sigma^2).
+    The squared distances do not depend on sigma, so each chunk's distance matrix is computed
+    once (float64: the log-sum-exp of 10,000 terms of size ~exp(-100) needs the range) and
+    reused for every sigma of the search.
     """
     n, d = samples.shape
     s = samples.double()
     s_sq = (s * s).sum(1)
+    sig = torch.tensor(sigmas, dtype=torch.float64)
     out = []
     for xb in x.double().split(batch_size):
-        d2 = (xb * xb).sum(1, keepdim=True) - 2 * xb @ s.T + s_sq[None]
-        out.append(torch.logsumexp(-d2.clamp_min(0) / (2 * sigma**2), dim=1))
-    return torch.cat(out) - math.log(n) - 0.5 * d * math.log(2 * math.pi * sigma**2)
+        d2 = ((xb * xb).sum(1, keepdim=True) - 2 * xb @ s.T + s_sq[None]).clamp_min(0)
+        out.append(torch.stack([torch.logsumexp(-d2 / (2 * float(v) ** 2), dim=1) for v in sig]))
+    const = -math.log(n) - 0.5 * d * torch.log(2 * math.pi * sig**2)
+    return torch.cat(out, dim=1) + const[:, None]
+
+
+def parzen_log_likelihood(samples: torch.Tensor, x: torch.Tensor, sigma: float, batch_size: int = 1000) -> torch.Tensor:
+    """log p(x) per row of ``x`` under an isotropic Gaussian mixture centred on ``samples`` (N, D).
+
+    log p(x) = logsumexp_i(-||x - s_i||^2 / (2 sigma^2)) - log N - D/2 log(2 pi sigma^2).
+    """
+    return _parzen_many(samples, x, [sigma], batch_size)[0]
 
 
 def parzen_select_sigma(samples: torch.Tensor, valid: torch.Tensor,
-                        sigmas: np.ndarray | None = None) -> tuple[float, dict[float, float]]:
+                        sigmas: np.ndarray | list[float] | None = None) -> tuple[float, dict[float, float]]:
     """The sigma maximising mean validation log-likelihood, searched on a log grid as in
     Goodfellow et al.'s code (then refined once around the best)."""
-    grid = np.logspace(-1.3, 0, 12) if sigmas is None else np.asarray(sigmas)
-    scores = {float(s): float(parzen_log_likelihood(samples, valid, float(s)).mean()) for s in grid}
+    grid = [float(v) for v in (np.logspace(-1.3, 0, 12) if sigmas is None else sigmas)]
+    scores = dict(zip(grid, _parzen_many(samples, valid, grid).mean(1).tolist()))
     best = max(scores, key=scores.get)
     if sigmas is None:
-        for s in np.linspace(best * 0.8, best * 1.2, 5):
-            scores[float(s)] = float(parzen_log_likelihood(samples, valid, float(s)).mean())
+        fine = [float(v) for v in np.linspace(best * 0.8, best * 1.2, 5)]
+        scores.update(zip(fine, _parzen_many(samples, valid, fine).mean(1).tolist()))
         best = max(scores, key=scores.get)
     return best, scores
 
