@@ -83,20 +83,20 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 def gan_curves(history: list[dict[str, Any]], title: str = "") -> plt.Figure:
     """Losses, and D(x) / D(G(z)) per epoch with the equilibrium value 1/2 marked."""
     ep = [h["epoch"] for h in history]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     a1.plot(ep, [h["d_loss"] for h in history], label="D loss")
     a1.plot(ep, [h["g_loss"] for h in history], label="G loss")
     a1.axhline(2 * np.log(2), color="gray", ls=":", lw=1, label="D loss at equilibrium, 2 log 2")
     a1.set_xlabel("epoch")
     a1.set_ylabel("loss (nats)")
-    a1.legend(frameon=False)
+    a1.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
     a2.plot(ep, [h["d_real"] for h in history], label="D(x), real")
     a2.plot(ep, [h["d_fake"] for h in history], label="D(G(z)), generated")
     a2.axhline(0.5, color="gray", ls="--", lw=1, label="Nash equilibrium, 1/2")
     a2.set_ylim(0, 1)
     a2.set_xlabel("epoch")
     a2.set_ylabel("mean discriminator output")
-    a2.legend(frameon=False)
+    a2.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -107,7 +107,7 @@ def curves(history: list[dict[str, Any]], panels: Sequence[Sequence[tuple[str, s
            title: str = "", hlines: dict[int, tuple[float, str]] | None = None) -> plt.Figure:
     """Generic per-epoch curves: ``panels`` is a list of [(history key, legend label), ...]."""
     ep = [h["epoch"] for h in history]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
     for i, (ax, panel) in enumerate(zip(axes[0], panels)):
         for key, label in panel:
             ax.plot(ep, [h[key] for h in history], label=label, marker="o" if len(ep) < 15 else None, ms=3)
@@ -116,7 +116,7 @@ def curves(history: list[dict[str, Any]], panels: Sequence[Sequence[tuple[str, s
             ax.axhline(y, color="gray", ls="--", lw=1, label=lab)
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabels[i])
-        ax.legend(frameon=False)
+        ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
