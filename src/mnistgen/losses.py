@@ -51,8 +51,13 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """log p(x|z) for binary x under Bernoulli(sigmoid(logits)), summed over pixels: nats per example."""
-    return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=-1)
+    """log p(x|z) for binary x under Bernoulli(sigmoid(logits)), summed over pixels: nats per example.
+
+    x log sigmoid(l) + (1 - x) log(1 - sigmoid(l)) = x l - softplus(l): the same value as
+    BCE-with-logits in two passes instead of five, and ``x`` (B, D) broadcasts against logits
+    (k, B, D) without being copied k times (the importance-sampled likelihood's inner loop).
+    """
+    return (logits * x).sum(dim=-1) - F.softplus(logits).sum(dim=-1)
 
 
 def elbo_terms(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor,
