@@ -1,6 +1,8 @@
 # make book : set up .venv, fetch + verify MNIST, run every chapter with papermill, build the HTML.
 # make test : the same set-up, then every test (unit, nbval, figures, browser).
 PROFILE ?= quick
+# Chapters rendered at a time, each with cores/JOBS torch threads (JOBS=1: one after another).
+JOBS ?= 2
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -30,7 +32,7 @@ $(MATHJAX):
 	  && mv $$tmp/package/es5/tex-svg.js $@ && rm -rf $$tmp
 
 notebooks: data
-	$(PY) -m mnistgen render all --profile $(PROFILE)
+	$(PY) -m mnistgen render all --profile $(PROFILE) --jobs $(JOBS)
 
 html: $(STAMP) $(MATHJAX)
 	$(VENV)/bin/jupyter-book build --all -W -n --keep-going . 

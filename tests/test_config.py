@@ -69,3 +69,25 @@ def test_a_missing_dependency_is_named_plainly(monkeypatch, tmp_path, capsys):
         cli.main(["render", "gan", "--profile", "smoke", "--out", str(tmp_path)])
     assert "a dependency is missing" in str(e.value) and "papermill" in str(e.value)
     assert not any(tmp_path.iterdir())
+
+
+def test_parallel_render_shares_runs_and_writes_every_chapter(tmp_path, monkeypatch, data_root):
+    """``render all --jobs 2``: the GAN and AC-GAN chapters both need the GAN; it is trained once."""
+    from mnistgen import cli
+
+    results = tmp_path / "results"
+    monkeypatch.setenv("MNISTGEN_RESULTS", str(results))
+    cli.render_parallel(["acgan", "gan"], "smoke", tmp_path / "out", jobs=2)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["02_gan_experiments.ipynb", "04_acgan.ipynb"]
+    runs = sorted(p.name.split("-")[0] for p in (results / "smoke" / "runs").iterdir())
+    assert runs == ["acgan", "classifier", "gan"]
+
+
+def test_parallel_render_reports_a_failed_chapter(tmp_path, monkeypatch):
+    from mnistgen import cli
+
+    (tmp_path / "results").write_text("a file where the results folder should be")  # training cannot save
+    monkeypatch.setenv("MNISTGEN_RESULTS", str(tmp_path / "results"))
+    with pytest.raises(cli.UsageError, match=r"\['gan'\] failed"):
+        cli.render_parallel(["gan"], "smoke", tmp_path / "out", jobs=2)
+    assert not (tmp_path / "out" / "02_gan_experiments.ipynb").exists()

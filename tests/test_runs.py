@@ -189,3 +189,44 @@ def test_unavailable_cuda_is_refused_plainly(monkeypatch):
     with pytest.raises(train.DeviceError, match="'cuda' was requested but torch sees no CUDA GPU"):
         train.resolve_device("cuda")
     assert train.resolve_device("auto") == torch.device("cpu")
+
+
+WAIT_SCRIPT = textwrap.dedent("""
+    import sys
+    from mnistgen import runs
+    from mnistgen.config import make_config
+    cfg = make_config("gan", n_train=256, batch_size=64, epochs=int(sys.argv[2]), device="cpu")
+    run = runs.get_run(cfg, "t", results_root=sys.argv[1], data_root=sys.argv[3], progress=False)
+    print("cached" if run.cached else "trained", run.state.epoch)
+""")
+
+
+def test_two_processes_asking_for_one_run_train_it_once(tmp_path, data_root):
+    """The second process waits on the run's lock, then reuses what the first trained."""
+    import fcntl
+    import time
+
+    script = tmp_path / "get.py"
+    script.write_text(WAIT_SCRIPT)
+    first = subprocess.Popen([sys.executable, str(script), str(tmp_path / "r"), "40", str(data_root)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cfg = make_config("gan", n_train=256, batch_size=64, epochs=40, device="cpu")
+    lock = tmp_path / "r" / "t" / "runs" / runs.run_id(cfg) / ".lock"
+    deadline = time.monotonic() + 60
+    while True:  # wait until the first process holds the lock (it is training)
+        assert time.monotonic() < deadline and first.poll() is None, first.communicate()
+        if lock.exists():
+            with open(lock) as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(f, fcntl.LOCK_UN)
+                except BlockingIOError:
+                    break
+        time.sleep(0.05)
+    messages = []
+    second = runs.get_run(cfg, "t", results_root=tmp_path / "r", data_root=data_root, log=messages.append)
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert out.split() == ["trained", "40"]
+    assert any("waiting for another process" in m for m in messages)
+    assert second.cached and second.state.epoch == 40

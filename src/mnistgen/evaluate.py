@@ -19,7 +19,7 @@ import torch
 from . import metrics
 from .config import EvalConfig, make_config
 from .data import MNISTTensors, load_mnist, to_unit
-from .runs import DATA_ROOT, RESULTS_ROOT, Run, atomic_write_bytes, atomic_write_json, get_run
+from .runs import DATA_ROOT, RESULTS_ROOT, Run, atomic_write_bytes, atomic_write_json, exclusive, get_run
 from .train import binarized_test_set, to_uint8
 
 EVAL_SEED = 31337  # the noise behind every model's judged samples
@@ -77,11 +77,12 @@ def _cache_key(ev: EvalConfig, clf: Run, what: str) -> str:
 
 
 def _cached(path: Path, compute) -> dict[str, Any]:
-    if path.is_file():
-        return json.loads(path.read_text())
-    value = compute()
-    atomic_write_json(path, value)
-    return value
+    with exclusive(path.with_name(f".{path.name}.lock"), path.name):  # chapters rendered in parallel share these
+        if path.is_file():
+            return json.loads(path.read_text())
+        value = compute()
+        atomic_write_json(path, value)
+        return value
 
 
 def _parzen_sets(ev: EvalConfig, data_root: Path) -> tuple[torch.Tensor, torch.Tensor]:

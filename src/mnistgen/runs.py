@@ -12,7 +12,9 @@ the device) and the source of the modules that shape training. Inside:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -20,7 +22,7 @@ import platform
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,6 +172,24 @@ def _epoch_evaluator(cfg: TrainConfig, test: MNISTTensors, device: torch.device)
     return None
 
 
+@contextlib.contextmanager
+def exclusive(lock_file: Path, what: str, log: Callable[[str], None] = print) -> Iterator[None]:
+    """Hold an exclusive OS file lock: one process computes ``what``, the others wait for it.
+
+    Chapters rendered in parallel (``render all --jobs 2``) ask for shared runs and metrics
+    (the GAN is used by three chapters): the first takes the lock and trains, the rest block
+    here and then find the finished result. The OS releases the lock if its holder dies.
+    """
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"waiting for another process to finish {what}")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
 def get_run(cfg: TrainConfig, profile: str, *, results_root: str | Path = RESULTS_ROOT, data_root: str | Path = DATA_ROOT,
             retrain: bool = False, log_steps: bool = False, progress: bool | None = None,
             log: Callable[[str], None] = print) -> Run:
@@ -179,6 +199,12 @@ def get_run(cfg: TrainConfig, profile: str, *, results_root: str | Path = RESULT
     """
     device = training.resolve_device(cfg.device)  # fail before any work on a missing GPU
     path = results_dir(profile, results_root) / "runs" / run_id(cfg)
+    with exclusive(path / ".lock", path.name, log):
+        return _get_run_locked(cfg, profile, path, device, data_root, retrain, log_steps, progress, log)
+
+
+def _get_run_locked(cfg: TrainConfig, profile: str, path: Path, device: torch.device, data_root: str | Path,
+                    retrain: bool, log_steps: bool, progress: bool | None, log: Callable[[str], None]) -> Run:
     ckpt, manifest_path = path / "checkpoint.pt", path / "manifest.json"
     st = training.init_state(cfg, device)
     if retrain:
