@@ -201,7 +201,7 @@ WAIT_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_two_processes_asking_for_one_run_train_it_once(tmp_path, data_root):
+def test_two_processes_asking_for_one_run_train_it_once(tmp_path, data_root, caplog):
     """The second process waits on the run's lock, then reuses what the first trained."""
     import fcntl
     import time
@@ -223,10 +223,10 @@ def test_two_processes_asking_for_one_run_train_it_once(tmp_path, data_root):
                 except BlockingIOError:
                     break
         time.sleep(0.05)
-    messages = []
-    second = runs.get_run(cfg, "t", results_root=tmp_path / "r", data_root=data_root, log=messages.append)
+    with caplog.at_level("INFO", logger="mnistgen.runs"):
+        second = runs.get_run(cfg, "t", results_root=tmp_path / "r", data_root=data_root)
     out, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     assert out.split() == ["trained", "40"]
-    assert any("waiting for another process" in m for m in messages)
+    assert "waiting for another process to finish " + lock.parent.name in caplog.text
     assert second.cached and second.state.epoch == 40

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import logging
 import os
 import subprocess
 import sys
@@ -190,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # e.g. waiting for a run another process trains
     try:
         args.func(args)
     except (ConfigError, UsageError) as e:

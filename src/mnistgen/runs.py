@@ -17,6 +17,7 @@ import dataclasses
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -41,6 +42,9 @@ CHECKPOINT_FORMAT = 1
 # Where runs and data live unless told otherwise; tests point these at temporary folders.
 RESULTS_ROOT = Path(os.environ.get("MNISTGEN_RESULTS", REPO_DIR / "results"))
 DATA_ROOT = Path(os.environ.get("MNISTGEN_DATA", REPO_DIR / "data"))
+
+
+logger = logging.getLogger(__name__)
 
 
 class CheckpointError(RuntimeError):
@@ -173,19 +177,21 @@ def _epoch_evaluator(cfg: TrainConfig, test: MNISTTensors, device: torch.device)
 
 
 @contextlib.contextmanager
-def exclusive(lock_file: Path, what: str, log: Callable[[str], None] = print) -> Iterator[None]:
+def exclusive(lock_file: Path, what: str) -> Iterator[None]:
     """Hold an exclusive OS file lock: one process computes ``what``, the others wait for it.
 
     Chapters rendered in parallel (``render all --jobs 2``) ask for shared runs and metrics
     (the GAN is used by three chapters): the first takes the lock and trains, the rest block
     here and then find the finished result. The OS releases the lock if its holder dies.
+    The wait is logged (INFO, shown by the CLI), not printed: a chapter's page does not
+    depend on which process happened to get there first.
     """
     lock_file.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_file, "w") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            log(f"waiting for another process to finish {what}")
+            logger.info("waiting for another process to finish %s", what)
             fcntl.flock(f, fcntl.LOCK_EX)
         yield
 
@@ -199,7 +205,7 @@ def get_run(cfg: TrainConfig, profile: str, *, results_root: str | Path = RESULT
     """
     device = training.resolve_device(cfg.device)  # fail before any work on a missing GPU
     path = results_dir(profile, results_root) / "runs" / run_id(cfg)
-    with exclusive(path / ".lock", path.name, log):
+    with exclusive(path / ".lock", path.name):
         return _get_run_locked(cfg, profile, path, device, data_root, retrain, log_steps, progress, log)
 
 
