@@ -230,3 +230,48 @@ def test_two_processes_asking_for_one_run_train_it_once(tmp_path, data_root, cap
     assert out.split() == ["trained", "40"]
     assert "waiting for another process to finish " + lock.parent.name in caplog.text
     assert second.cached and second.state.epoch == 40
+
+
+@pytest.mark.parametrize("model", ["gan", "acgan"])
+def test_one_d_pass_over_real_and_fake_gives_the_two_pass_gradients(model, mnist_train):
+    """Oracle: the textbook step (D on the real batch, then on the fake batch) with the same RNG."""
+    from mnistgen import losses
+
+    cfg = make_config(model, n_train=64, batch_size=64, epochs=1, lr=1e-7, device="cpu")  # lr ~ 0: D barely moves
+    ours, ref = train.init_state(cfg, torch.device("cpu")), train.init_state(cfg, torch.device("cpu"))
+    x, y = train.prepare(cfg, mnist_train, torch.device("cpu"))
+    grads = {}
+
+    def recording(name, opt):
+        step = opt.step
+
+        def step_and_record():  # the gradients each optimiser is about to apply
+            grads[name] = [p.grad.clone() for p in opt.param_groups[0]["params"]]
+            return step()
+        return step_and_record
+
+    for name, opt in ours.optimizers.items():
+        opt.step = recording(name, opt)
+    train.EPOCHS[model](ours, cfg, x, y, False)
+
+    G, D = ref.models["G"], ref.models["D"]
+    idx = torch.randperm(len(x), generator=ref.data_rng)
+    z = torch.randn(64, cfg.z_dim, generator=ref.noise_rng)
+    if model == "acgan":
+        c = torch.randint(10, (64,), generator=ref.noise_rng)
+        fake = G(z, c)
+        (rs, rc), (fs, fc) = D(x[idx]), D(fake.detach())
+        loss_d = losses.acgan_d_loss(rs, rc, fs, fc, y[idx], c)
+    else:
+        fake = G(z)
+        loss_d = losses.d_loss(D(x[idx]), D(fake.detach()))
+    ref.optimizers["D"].zero_grad()
+    loss_d.backward()
+    for a, b in zip(grads["D"], D.parameters()):
+        torch.testing.assert_close(a, b.grad, rtol=1e-4, atol=1e-7)
+    ref.optimizers["D"].step()
+    loss_g = losses.acgan_g_loss(*D(fake), c) if model == "acgan" else losses.g_loss(D(fake))
+    ref.optimizers["G"].zero_grad()
+    loss_g.backward()
+    for a, b in zip(grads["G"], G.parameters()):
+        torch.testing.assert_close(a, b.grad, rtol=1e-4, atol=1e-7)
