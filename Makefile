@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 MATHJAX := book/_static/mathjax/tex-svg.js
 MATHJAX_TGZ_SHA256 := 1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c09
 
-.PHONY: book test venv data notebooks html run golden bench clean chromium
+.PHONY: book test test-matrix venv data notebooks html run golden bench clean chromium
 .DEFAULT_GOAL := book
 
 venv: $(STAMP)
@@ -52,6 +52,16 @@ chromium:
 
 test: data $(MATHJAX) chromium
 	$(PY) -m pytest
+
+# The nbval reference notebooks under every thread count x vector instruction set torch picks
+# from (a CPU with other vector units computes like one of these); each line says pass or fail.
+test-matrix: data
+	@status=0; for threads in 1 2; do for cap in default avx2 unset; do \
+	  if [ $$cap = unset ]; then capenv="env -u ATEN_CPU_CAPABILITY"; else capenv="env ATEN_CPU_CAPABILITY=$$cap"; fi; \
+	  if $$capenv OMP_NUM_THREADS=$$threads MKL_NUM_THREADS=$$threads $(PY) -m pytest -q -p no:cacheprovider tests/golden >/tmp/mnistgen-matrix.log 2>&1; \
+	  then echo "OMP_NUM_THREADS=$$threads ATEN_CPU_CAPABILITY=$$cap: $$(tail -1 /tmp/mnistgen-matrix.log)"; \
+	  else status=1; echo "OMP_NUM_THREADS=$$threads ATEN_CPU_CAPABILITY=$$cap: FAILED"; tail -40 /tmp/mnistgen-matrix.log; fi; \
+	done; done; exit $$status
 
 # Regenerate the committed nbval reference copies (tests/golden) after an intended change.
 golden: data

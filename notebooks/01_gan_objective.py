@@ -60,7 +60,7 @@ epochs = 2  # a short run shows the early phase, where the two losses differ
 seed = None
 device = None
 
-# %%
+# %% tags=["hide-input"]
 from IPython.display import Markdown, display
 
 import matplotlib.pyplot as plt
@@ -83,7 +83,7 @@ def steps(run, key):
     return np.concatenate([row["steps"][key] for row in run.history])
 
 
-# %%
+# %% tags=["hide-input"]
 dgz = {s: steps(r, "d_fake") for s, r in runs.items()}
 grad = {s: steps(r, "g_grad_norm") for s, r in runs.items()}
 early = slice(0, 50)
@@ -101,7 +101,7 @@ fig.tight_layout()
 report.glue_figure("obj_theory", fig, profile)
 
 
-# %%
+# %% tags=["hide-input"]
 def smooth(y, w=10):
     return np.convolve(y, np.ones(w) / w, mode="valid") if len(y) > w else y
 
@@ -163,7 +163,7 @@ print(f"mean generator-gradient norm over the first 50 steps: non-saturating {gr
 #
 # The rest of this report uses the non-saturating loss, as the paper does.
 
-# %%
+# %% tags=["hide-input"]
 z = fixed_noise(20, runs[False].cfg.z_dim, runs[False].device)
 with torch.no_grad():
     rows = [runs[s].models["G"](z[i * 10:(i + 1) * 10]) for s in (False, True) for i in range(2)]

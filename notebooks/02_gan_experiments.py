@@ -45,7 +45,7 @@ lr = None
 seed = None
 device = None  # None: the profile value, "auto": CUDA when present, else CPU
 
-# %%
+# %% tags=["hide-input"]
 from IPython.display import Markdown, display
 
 import torch
@@ -73,7 +73,7 @@ display(Markdown(report.provenance("gan", profile, params, [run])))
 # 100 samples $G(z)$, $z \sim \mathcal N(0, I)$ from a fixed seed, after {glue:text}`gan_epochs` epochs.
 # ```
 
-# %%
+# %% tags=["hide-input"]
 with torch.no_grad():
     samples = G(fixed_noise(100, cfg.z_dim, run.device))
 report.glue_text("gan_epochs", str(cfg.epochs))
@@ -96,7 +96,7 @@ report.glue_figure("gan_samples", plots.sample_grid(samples, nrow=10), profile)
 # (bottom) paths, 10 steps from one endpoint to the other.
 # ```
 
-# %%
+# %% tags=["hide-input"]
 z = fixed_noise(8, cfg.z_dim, run.device, seed=7)
 t = torch.linspace(0, 1, 10, device=run.device)
 rows, labels = [], []
@@ -129,7 +129,7 @@ report.glue_figure("gan_interp", plots.image_rows(rows, labels), profile)
 # The same six latent vectors decoded at the end of evenly spaced epochs.
 # ```
 
-# %%
+# %% tags=["hide-input"]
 last = run.history[-1]
 report.glue_number("gan_d_real", last["d_real"], 2)
 report.glue_number("gan_d_fake", last["d_fake"], 2)

@@ -56,7 +56,7 @@ device = None
 nll_k = None  # importance samples per test image (None: the profile value, 5000)
 nll_images = None  # test images in the likelihood estimate (None: the profile value)
 
-# %%
+# %% tags=["hide-input"]
 from IPython.display import Markdown, display
 
 import matplotlib.pyplot as plt
@@ -95,7 +95,7 @@ display(Markdown(report.provenance("vae", profile, {**params, "nll_k": nll_k, "n
 # test: after the epoch.
 # ```
 
-# %%
+# %% tags=["hide-input"]
 h = run.history
 for row in h:
     row["elbo"], row["rec_pos"] = -row["loss"], row["rec"]
@@ -119,7 +119,7 @@ report.glue_figure("vae_curves", fig, profile)
 # The published values are from {cite:t}`burda2015`, Table 1: dynamically binarised MNIST, a
 # 784-200-200-50 architecture with two deterministic layers per side, trained for 3,280 epochs.
 
-# %%
+# %% tags=["hide-input"]
 nll = evaluate.vae_nll(run, ev)
 report.glue_number("vae_nll", nll["test_nll"], 2)
 report.glue_number("vae_nll_se", nll["test_nll_se"], 2)
@@ -168,7 +168,7 @@ display(Markdown(table))
 # and spherical (bottom), in the same layout as the GAN's {numref}`fig-gan-interp`.
 # ```
 
-# %%
+# %% tags=["hide-input"]
 with torch.no_grad():
     x = to_unit(test.images[:20]).to(run.device)
     mu, _ = vae.encode(x)
@@ -202,7 +202,7 @@ with torch.no_grad():
 # Right: decoder means on a 15 × 15 grid of $z$ at the prior's quantiles 0.03 … 0.97.
 # ```
 
-# %%
+# %% tags=["hide-input"]
 from scipy.stats import norm
 
 with torch.no_grad():

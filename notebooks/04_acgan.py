@@ -54,7 +54,7 @@ lr = None
 seed = None
 device = None
 
-# %%
+# %% tags=["hide-input"]
 from IPython.display import Markdown, display
 
 import torch
@@ -86,7 +86,7 @@ display(Markdown(report.provenance("acgan", profile, params, [run, gan_run, clf]
 # $G(z_j, c)$ for classes $c = 0, \dots, 9$ (rows) and ten fixed noise vectors $z_j$ (columns).
 # ```
 
-# %%
+# %% tags=["hide-input"]
 z = fixed_noise(10, cfg.z_dim, run.device)
 with torch.no_grad():
     rows = [G(z, torch.full((10,), c, device=run.device)) for c in range(10)]
@@ -104,7 +104,7 @@ report.glue_figure("acgan_grid", plots.image_rows(rows, [str(c) for c in range(1
 # Fixed $z$ per row; the embedding moves from $e_a$ to $e_b$ in 10 steps.
 # ```
 
-# %%
+# %% tags=["hide-input"]
 t = torch.linspace(0, 1, 10, device=run.device)
 pairs = [(0, 6), (1, 7), (3, 8), (4, 9), (5, 2)]
 rows = []
@@ -129,7 +129,7 @@ report.glue_figure("acgan_morph", plots.image_rows(rows, [f"{a} → {b}" for a, 
 # D's class head on real and generated batches.
 # ```
 
-# %%
+# %% tags=["hide-input"]
 fig = plots.curves(run.history, [[("d_loss", "D loss"), ("g_loss", "G loss")],
                                  [("d_real", "D(x), real"), ("d_fake", "D(G(z, c)), generated")],
                                  [("acc_real", "real"), ("acc_fake", "generated")]],
@@ -145,7 +145,7 @@ report.glue_figure("acgan_curves", fig, profile)
 # {glue:text}`acgan_n` samples, an equal number per requested class; the table gives the
 # fraction it labels as requested. Overall: {glue:text}`acgan_acc`.
 
-# %%
+# %% tags=["hide-input"]
 m = evaluate.sample_metrics(run, ev, clf)
 mg = evaluate.sample_metrics(gan_run, ev, clf)
 report.glue_number("clf_acc", clf.history[-1]["test_acc"], 4)
@@ -163,7 +163,7 @@ display(Markdown(table))
 # number of samples (details of each metric in the evaluation chapter): lower FID is better,
 # higher Inception Score is better (at most 10).
 
-# %%
+# %% tags=["hide-input"]
 rows = [[name, f"{x['fid']:.2f}", f"{x['inception_score']:.2f}", f"{x['parzen_ll']:.0f} ± {x['parzen_se']:.0f}"]
         for name, x in (("GAN", mg), ("AC-GAN", m))]
 display(Markdown(report.markdown_table(["model", "FID (classifier features)", "Inception Score", "Parzen log-likelihood"], rows)))

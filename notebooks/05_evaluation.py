@@ -49,7 +49,7 @@ nll_k = None
 nll_images = None
 device = None
 
-# %%
+# %% tags=["hide-input"]
 from IPython.display import Markdown, display
 
 import matplotlib.pyplot as plt
@@ -69,7 +69,7 @@ display(Markdown(report.provenance("evaluation", profile, dict(seeds=seeds, n_sa
                                                                 nll_images=nll_images, device=device),
                                    [clf] + [r for rs in runs.values() for r in rs])))
 
-# %%
+# %% tags=["hide-input"]
 per_seed = {m: [evaluate.sample_metrics(r, ev, clf) for r in rs] for m, rs in runs.items()}
 for row, r in zip(per_seed["vae"], runs["vae"]):
     row.update(evaluate.vae_nll(r, ev))
@@ -84,7 +84,7 @@ out = RESULTS_ROOT / profile
 atomic_write_json(out / "metrics.json", results)
 for m, rs in runs.items():
     evaluate.save_samples(rs[0], ev, out / "samples" / f"{m}.npz")
-report.glue_number("clf_test_acc", 100 * results["classifier"]["test_accuracy"], 2)
+clf_acc = report.glue_number("clf_test_acc", 100 * results["classifier"]["test_accuracy"], 2)
 
 
 # %% [markdown]
@@ -99,7 +99,7 @@ report.glue_number("clf_test_acc", 100 * results["classifier"]["test_accuracy"],
 # :format: myst
 # ```
 
-# %%
+# %% tags=["hide-input"]
 def fmt(d, key, digits=2):
     if key not in d:
         return ""
@@ -156,7 +156,7 @@ for m in ("real", "gan", "acgan", "vae"):
 # Share of each model's samples assigned to each digit by the classifier; dashed: 1/10.
 # ```
 
-# %%
+# %% tags=["hide-input"]
 ranked = sorted(("GAN", "AC-GAN", "VAE"), key=lambda n: summary[{"GAN": "gan", "AC-GAN": "acgan", "VAE": "vae"}[n]]["fid"])
 report.glue_text("eval_rank_fid", ", ".join(ranked))
 report.glue_number("real_test_is", real["test_inception_score"], 2)
@@ -188,7 +188,7 @@ report.glue_figure("eval_classes", fig, profile)
 # (Euclidean). Bottom: the nearest in the classifier's feature space.
 # ```
 
-# %%
+# %% tags=["hide-input"]
 train = load_mnist(DATA_ROOT, train=True)
 images, _ = evaluate.generate(runs["gan"][0], 10)
 _, f_train = evaluate.classify(clf.models["net"], train.images)

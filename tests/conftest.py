@@ -30,3 +30,9 @@ def mnist_train(data_root):
     from mnistgen.data import load_mnist
 
     return load_mnist(data_root, train=True)
+
+
+# nbval compares printed numbers with a tolerance (another CPU rounds the last digit differently).
+import nbval_tolerance  # noqa: E402
+
+nbval_tolerance.install()

@@ -120,6 +120,66 @@ def server(built_book):
     httpd.shutdown()
 
 
+# What a reader must see on every page, checked in the browser's DOM (returns a list of problems):
+# - no Markdown table left as text: no literal separator row (|---|, or |—| after smart quotes
+#   turned the dashes into dashes of another kind) and no paragraph made of |-delimited rows;
+# - each chapter's provenance ("How this page was produced") followed by a rendered <table>;
+# - code collapsed: the only code cell whose source shows is the one tagged `parameters`
+#   (it says how to rerun); every other cell's source sits behind the show/hide toggle;
+# - no code line cut at the page's edge: visible <pre> blocks do not overflow sideways.
+PAGE_PROBLEMS_JS = r"""
+(isChapter) => {
+  const problems = [];
+  const article = document.querySelector('article') || document.body;
+  const visible = el => el.checkVisibility();  // false inside a closed <details> (content-visibility)
+  const prose = article.cloneNode(true);
+  prose.querySelectorAll('pre, code, .cell_input, script, style').forEach(e => e.remove());
+  const text = prose.textContent;
+  const sep = text.match(/\|\s*[-\u2012\u2013\u2014\u2015:]{1,3}\s*\|/);
+  if (sep) problems.push('a Markdown table shown as text: ' + JSON.stringify(sep[0]));
+  for (const p of article.querySelectorAll('p')) {
+    const t = p.textContent.trim();
+    if (/^\|.*\|/.test(t) && (t.match(/\|/g) || []).length >= 4) {
+      problems.push('a paragraph of table rows: ' + JSON.stringify(t.slice(0, 80)));
+    }
+  }
+  if (isChapter) {
+    const prov = [...article.querySelectorAll('p')].filter(p => p.textContent.includes('How this page was produced'));
+    if (!prov.length) problems.push('no provenance paragraph');
+    for (const p of prov) {
+      const box = p.closest('.cell_output, .output') || p.parentElement;
+      if (!box.querySelector('table')) problems.push('provenance is not followed by a rendered <table>');
+    }
+    for (const cell of article.querySelectorAll('div.cell')) {
+      const input = cell.querySelector('.cell_input');
+      if (!input) continue;
+      const params = cell.classList.contains('tag_parameters');
+      if (params && !visible(input)) problems.push('the parameters cell is hidden');
+      if (!params && visible(input)) {
+        problems.push('code shown outside the parameters cell: ' + JSON.stringify(input.textContent.trim().slice(0, 60)));
+      }
+    }
+  }
+  for (const pre of article.querySelectorAll('pre')) {
+    if (visible(pre) && pre.scrollWidth > pre.clientWidth + 2) {
+      problems.push('a code line is cut at the edge: ' + JSON.stringify(pre.textContent.trim().slice(0, 60)));
+    }
+  }
+  return problems;
+}
+"""
+
+
+def page_problems(page, chapter: bool) -> list[str]:
+    return page.evaluate(PAGE_PROBLEMS_JS, chapter)
+
+
+def _launch(p):
+    return p.chromium.launch(executable_path=CHROMIUM, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic"])
+
+
 @pytest.mark.browser
 def test_every_page_in_headless_chromium(server):
     if not os.path.exists(CHROMIUM):
@@ -129,9 +189,7 @@ def test_every_page_in_headless_chromium(server):
     ARTIFACTS.mkdir(exist_ok=True)
     report = {}
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
+        browser = _launch(p)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         errors: list[str] = []
         page.on("console", lambda m: errors.append(f"{page.url}: {m.text}") if m.type == "error" else None)
@@ -139,6 +197,7 @@ def test_every_page_in_headless_chromium(server):
         failed: list[str] = []
         page.on("requestfailed", lambda r: failed.append(r.url))
         page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        problems: dict[str, list[str]] = {}
         for doc in _toc_pages():
             url = f"{server}/{doc}.html"
             resp = page.goto(url, wait_until="load")
@@ -156,11 +215,66 @@ def test_every_page_in_headless_chromium(server):
             for href in links:
                 r = page.request.get(href.split("#")[0])
                 assert r.ok, f"{doc}: table-of-contents link {href} -> {r.status}"
-            report[doc] = {"images": len(imgs), "equations": n_math, "toc_links": len(links)}
-            if doc.endswith("02_gan_experiments"):
+            chapter = "/generated/" in f"/{doc}"
+            if found := page_problems(page, chapter):
+                problems[doc] = found
+            tables = page.eval_on_selector_all("article table", "els => els.length")
+            report[doc] = {"images": len(imgs), "equations": n_math, "toc_links": len(links), "tables": tables}
+            if doc.endswith("02_gan_experiments"):  # the README's picture: parameters, provenance, collapsed code
+                page.locator("p", has_text="How this page was produced").first.scroll_into_view_if_needed()
+                page.evaluate("window.scrollBy(0, -260)")
                 page.screenshot(path=str(ARTIFACTS / "gan_page.png"), full_page=False)
         browser.close()
+    (ARTIFACTS / "browser_report.json").write_text(json.dumps(report, indent=2))
+    assert not problems, f"pages that do not read as a report: {json.dumps(problems, indent=1)}"
     assert not failed, f"failed requests: {failed}"
     assert not errors, f"console errors: {errors}"
-    (ARTIFACTS / "browser_report.json").write_text(json.dumps(report, indent=2))
     assert sum(v["images"] for v in report.values()) >= sum(len(f) for f in EXPECTED_FIGURES.values())
+    chapters = [d for d in report if "/generated/" in f"/{d}"]
+    assert all(report[d]["tables"] >= 1 for d in chapters), report
+
+
+# A chapter page as it looked before the fix: the provenance rows left as text with their
+# separator's dashes turned into em dashes, and a code cell open outside the parameters cell.
+BROKEN_PAGE = """<html><body><article>
+<div class="cell tag_parameters"><div class="cell_input"><pre>profile = "quick"</pre></div></div>
+<div class="cell"><div class="cell_input"><pre>from mnistgen import report</pre></div>
+<div class="cell_output"><p><strong>How this page was produced.</strong> Profile quick.</p>
+<p>| run | seed | epochs | |\u2014|\u2014|\u2014| | gan-seed0-abc | 0 | 15 |</p></div></div>
+</article></body></html>"""
+
+FIXED_PAGE = """<html><body><article>
+<div class="cell tag_parameters"><div class="cell_input"><pre>profile = "quick"</pre></div></div>
+<div class="cell tag_hide-input"><details class="hide above-input"><summary>Show code</summary>
+<div class="cell_input"><pre>from mnistgen import report</pre></div></details>
+<div class="cell_output"><p><strong>How this page was produced.</strong> Profile quick.</p>
+<table><tr><th>run</th><th>seed</th></tr><tr><td>gan-seed0-abc</td><td>0</td></tr></table></div></div>
+</article></body></html>"""
+
+
+@pytest.mark.browser
+def test_the_page_checks_catch_a_broken_table_and_open_code():
+    """The checks above are not vacuous: a page with the reported defects fails them, its fix passes."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("chromium is not installed: `make test` installs it (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = _launch(p)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_content(BROKEN_PAGE)
+        broken = page_problems(page, True)
+        page.set_content(FIXED_PAGE)
+        fixed = page_problems(page, True)
+        page.set_viewport_size({"width": 300, "height": 600})
+        page.set_content(FIXED_PAGE.replace('profile = "quick"', "x = " + "1234567890" * 20).replace(
+            "<pre>", '<pre style="white-space: pre">', 1))
+        cut = page_problems(page, True)
+        browser.close()
+    joined = "\n".join(broken)
+    assert "a Markdown table shown as text" in joined
+    assert "a paragraph of table rows" in joined
+    assert "provenance is not followed by a rendered <table>" in joined
+    assert "code shown outside the parameters cell" in joined
+    assert fixed == []
+    assert any("cut at the edge" in c for c in cut), cut

@@ -65,16 +65,35 @@ def rerun_command(notebook: str, profile: str, params: dict[str, Any]) -> str:
 
 
 def provenance(notebook: str, profile: str, params: dict[str, Any], runs: Sequence[Run]) -> str:
-    """A Markdown block: how this page was produced and the command that reproduces it."""
+    """A Markdown block: how this page was produced and the command that reproduces it.
+
+    One table row per run; the device and the code commit get a column only where the runs
+    differ in them, otherwise one sentence says them once (a narrow page keeps its table readable).
+    """
+    def device(r: Run) -> str:
+        return f"{r.manifest['device']} ({r.manifest['device_name']})"
+
+    shared = {"device": {device(r) for r in runs}, "code commit": {r.manifest["git_commit"] for r in runs}}
+    header = ["run", "seed", "epochs", "training wall time"]
+    header += [k for k, v in shared.items() if len(v) > 1]
     rows = []
     for r in runs:
         m = r.manifest
-        rows.append([f"`{r.path.name}`", m["seed"], m["epochs"], f"{m['wall_seconds']:.0f} s",
-                     f"{m['device']} ({m['device_name']})", f"`{m['git_commit']}`"])
-    table = markdown_table(["run", "seed", "epochs", "training wall time", "device", "code commit"], rows)
+        row = [f"`{r.path.name}`", m["seed"], m["epochs"], f"{m['wall_seconds']:.0f} s"]
+        if len(shared["device"]) > 1:
+            row.append(device(r))
+        if len(shared["code commit"]) > 1:
+            row.append(f"`{m['git_commit']}`")
+        rows.append(row)
+    same = []
+    if len(shared["device"]) == 1:
+        same.append(f"on {next(iter(shared['device']))}")
+    if len(shared["code commit"]) == 1:
+        same.append(f"from code commit `{next(iter(shared['code commit']))}`")
+    trained = (f" Every run below was trained {' '.join(same)}." if same and runs else "")
     overrides = {k: v for k, v in params.items() if v is not None}
     return (f"**How this page was produced.** Profile `{profile}`"
             + (f", overrides `{overrides}`" if overrides else ", no overrides")
-            + f"; rendered at commit `{git_commit()}`.\n\n{table}\n\n"
+            + f"; rendered at commit `{git_commit()}`.{trained}\n\n{markdown_table(header, rows)}\n\n"
             + f"Rerun this chapter: `{rerun_command(notebook, profile, params)}`; "
             + "a run whose configuration is unchanged is reused from `results/`, not retrained.")
