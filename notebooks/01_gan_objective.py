@@ -49,15 +49,16 @@
 #
 # ## Measured: both losses from the same start
 #
-# Two generators are trained from the same initial weights, data order and noise (seed below),
-# differing only in the generator loss, for a few epochs. {numref}`fig-obj-measured` shows, at
+# Two generators are trained from the same initial weights, data order and noise, differing only
+# in the generator loss, for a few epochs; the pair is repeated for each of the profile's seeds
+# ({glue:text}`obj_n_seeds` pairs), and every number below is a mean ± standard deviation over them. {numref}`fig-obj-measured` shows, at
 # every step, the norm of the gradient of the generator's loss with respect to all of G's
 # parameters, and the discriminator's mean output on generated images.
 
 # %% tags=["parameters"]
 profile = "quick"  # smoke | quick | paper: base settings from profiles/<profile>.yml
 epochs = 2  # a short run shows the early phase, where the two losses differ
-seed = None
+seeds = None  # None: the profile's seeds (trained as one batch)
 device = None
 
 # %% tags=["hide-input"]
@@ -68,15 +69,17 @@ import numpy as np
 import torch
 from mnistgen import plots, report
 from mnistgen.config import make_config
-from mnistgen.runs import get_run
+from mnistgen.runs import get_runs
 from mnistgen.train import fixed_noise
 
-params = dict(epochs=epochs, seed=seed, device=device)
+params = dict(epochs=epochs, seeds=seeds, device=device)
+ev = make_config("evaluation", profile, seeds=seeds, device=device)
 runs = {}
-for saturating in (False, True):
-    cfg = make_config("gan", profile, saturating=saturating, **params)
-    runs[saturating] = get_run(cfg, profile, log_steps=True)
-display(Markdown(report.provenance("gan_objective", profile, params, list(runs.values()))))
+for saturating in (False, True):  # no quality checks: this chapter is about the first steps
+    cfg = make_config("gan", profile, saturating=saturating, epochs=epochs, device=device, quality_every=0)
+    runs[saturating] = get_runs(cfg, profile, list(ev.seeds), log_steps=True)
+report.glue_text("obj_n_seeds", str(len(ev.seeds)))
+display(Markdown(report.provenance("gan_objective", profile, params, runs[False] + runs[True])))
 
 
 def steps(run, key):
@@ -84,16 +87,17 @@ def steps(run, key):
 
 
 # %% tags=["hide-input"]
-dgz = {s: steps(r, "d_fake") for s, r in runs.items()}
-grad = {s: steps(r, "g_grad_norm") for s, r in runs.items()}
+# per loss, one array of per-step values for each seed
+dgz = {s: [steps(r, "d_fake") for r in rs] for s, rs in runs.items()}
+grad = {s: [steps(r, "g_grad_norm") for r in rs] for s, rs in runs.items()}
 early = slice(0, 50)
 
 p = np.linspace(1e-3, 1 - 1e-3, 200)
 fig, ax = plt.subplots(figsize=(5.2, 3.4))
 ax.plot(p, p, label=r"saturating: $\log(1 - D(G(z)))$, slope $D$")
 ax.plot(p, 1 - p, label=r"non-saturating: $-\log D(G(z))$, slope $1 - D$")
-lo, hi = np.percentile(np.concatenate([dgz[False][early], dgz[True][early]]), [0, 100])
-ax.axvspan(lo, hi, color="gray", alpha=0.2, label="first 50 steps")
+lo, hi = np.percentile(np.concatenate([d[early] for s in (False, True) for d in dgz[s]]), [0, 100])
+ax.axvspan(lo, hi, color="gray", alpha=0.2, label="first 50 steps, every seed")
 ax.set_xlabel("D(G(z))")
 ax.set_ylabel("|d loss / d logit|")
 ax.legend(frameon=False, fontsize=8)
@@ -107,9 +111,10 @@ def smooth(y, w=10):
 
 
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4))
-for s, name in ((False, "non-saturating"), (True, "saturating")):
-    a1.plot(smooth(grad[s]), label=name)
-    a2.plot(smooth(dgz[s]), label=name)
+for s, name, color in ((False, "non-saturating", "C0"), (True, "saturating", "C1")):
+    for i, (g, d) in enumerate(zip(grad[s], dgz[s])):  # one line per seed
+        a1.plot(smooth(g), color=color, lw=1, alpha=0.7, label=name if i == 0 else None)
+        a2.plot(smooth(d), color=color, lw=1, alpha=0.7, label=name if i == 0 else None)
 a1.set_yscale("log")
 a1.set_xlabel("generator step")
 a1.set_ylabel(r"$\|\nabla_{\theta_G}\, \mathrm{loss}\|$ (10-step mean)")
@@ -122,22 +127,22 @@ a2.legend(frameon=False)
 fig.tight_layout()
 report.glue_figure("obj_measured", fig, profile)
 
-ratio = grad[False][early].mean() / grad[True][early].mean()
-ratio_all = np.median(grad[False]) / np.median(grad[True])
-report.glue_number("obj_grad_ratio", ratio, 1)
-report.glue_number("obj_grad_ratio_all", ratio_all, 1)
-report.glue_number("obj_dgz_start", dgz[False][:10].mean(), 2)
-report.glue_number("obj_dgz_ns", dgz[False][-50:].mean(), 2)
-report.glue_number("obj_dgz_sat", dgz[True][-50:].mean(), 2)
-print(f"mean generator-gradient norm over the first 50 steps: non-saturating {grad[False][early].mean():.3g}, "
-      f"saturating {grad[True][early].mean():.3g} (ratio {ratio:.1f})")
+ratio = [a[early].mean() / b[early].mean() for a, b in zip(grad[False], grad[True])]
+ratio_all = [np.median(a) / np.median(b) for a, b in zip(grad[False], grad[True])]
+report.glue_mean_sd("obj_grad_ratio", ratio, 1)
+report.glue_mean_sd("obj_grad_ratio_all", ratio_all, 1)
+report.glue_mean_sd("obj_dgz_start", [d[:10].mean() for d in dgz[False]], 2)
+report.glue_mean_sd("obj_dgz_ns", [d[-50:].mean() for d in dgz[False]], 2)
+report.glue_mean_sd("obj_dgz_sat", [d[-50:].mean() for d in dgz[True]], 2)
+print("generator-gradient norm ratio (non-saturating / saturating) over the first 50 steps, per seed:",
+      ", ".join(f"{r:.1f}" for r in ratio))
 
 # %% [markdown]
 # ```{glue:figure} obj_measured
 # :name: fig-obj-measured
 #
 # Left: norm of the generator's gradient per step (log scale). Right: mean $D(G(z))$ per step.
-# Same initial weights, data order and noise for both runs.
+# One line per seed; the two losses of a seed start from the same weights, data order and noise.
 # ```
 #
 # At the very start both networks are untrained and $D(G(z))$ is near 1/2
@@ -157,15 +162,16 @@ print(f"mean generator-gradient norm over the first 50 steps: non-saturating {gr
 # ```{glue:figure} obj_samples
 # :name: fig-obj-samples
 #
-# Samples from the same fixed noise after the short run: non-saturating (top two rows) and
-# saturating (bottom two rows) generator loss.
+# Samples from the same fixed noise after the short run, seed 0: non-saturating (top two rows)
+# and saturating (bottom two rows) generator loss.
 # ```
 #
 # The rest of this report uses the non-saturating loss, as the paper does.
 
 # %% tags=["hide-input"]
-z = fixed_noise(20, runs[False].cfg.z_dim, runs[False].device)
+first = {s: rs[0] for s, rs in runs.items()}
+z = fixed_noise(20, first[False].cfg.z_dim, first[False].device)
 with torch.no_grad():
-    rows = [runs[s].models["G"](z[i * 10:(i + 1) * 10]) for s in (False, True) for i in range(2)]
+    rows = [first[s].models["G"](z[i * 10:(i + 1) * 10]) for s in (False, True) for i in range(2)]
 report.glue_figure("obj_samples", plots.image_rows(rows, ["non-saturating", "non-saturating",
                                                           "saturating", "saturating"]), profile)

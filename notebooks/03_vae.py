@@ -51,7 +51,7 @@ epochs = None  # None: the profile value
 batch_size = None
 lr = None
 z_dim = None  # latent dimension of the main model (None: the profile value, 20)
-seed = None
+seeds = None  # None: the profile's seeds (trained as one batch)
 device = None
 nll_k = None  # importance samples per test image (None: the profile value, 5000)
 nll_images = None  # test images in the likelihood estimate (None: the profile value)
@@ -65,22 +65,25 @@ import torch
 from mnistgen import evaluate, plots, report
 from mnistgen.config import make_config
 from mnistgen.data import load_mnist, to_unit
-from mnistgen.runs import DATA_ROOT, get_run
-from mnistgen.train import binarized_test_set, fixed_noise
+from mnistgen.runs import DATA_ROOT
+from mnistgen.train import fixed_noise
 
-params = dict(epochs=epochs, batch_size=batch_size, lr=lr, z_dim=z_dim, seed=seed, device=device)
-cfg = make_config("vae", profile, **params)
-cfg2 = make_config("vae", profile, **{**params, "z_dim": 2})
-ev = make_config("evaluation", profile, nll_k=nll_k, nll_images=nll_images, device=device)
-run, run2 = get_run(cfg, profile), get_run(cfg2, profile)
+params = dict(epochs=epochs, batch_size=batch_size, lr=lr, z_dim=z_dim, device=device)
+ev = make_config("evaluation", profile, seeds=seeds, nll_k=nll_k, nll_images=nll_images, device=device)
+runs = evaluate.model_runs("vae", profile, ev, **params)
+runs2 = evaluate.model_runs("vae", profile, ev, **{**params, "z_dim": 2})
+run, run2, cfg = runs[0], runs2[0], runs[0].cfg
 vae, vae2 = run.models["vae"], run2.models["vae"]
 test = load_mnist(DATA_ROOT, train=False)
-display(Markdown(report.provenance("vae", profile, {**params, "nll_k": nll_k, "nll_images": nll_images},
-                                   [run, run2])))
+report.glue_text("vae_n_seeds", str(len(ev.seeds)))
+display(Markdown(report.provenance("vae", profile, {**params, "seeds": seeds, "nll_k": nll_k,
+                                                    "nll_images": nll_images}, runs + runs2)))
 
 # %% [markdown]
 # ## Training
 #
+# Every model of this chapter is trained with {glue:text}`vae_n_seeds` seeds together; numbers
+# are mean ± standard deviation over them, and pictures show seed 0.
 # {numref}`fig-vae-curves` follows the bound and its two terms on the training batches (each a
 # fresh binarisation) and on the fixed binarised test set, for the $d$ =
 # {glue:text}`vae_d`-dimensional model. The reconstruction term rises as the decoder learns;
@@ -92,15 +95,13 @@ display(Markdown(report.provenance("vae", profile, {**params, "nll_k": nll_k, "n
 #
 # ELBO (left), reconstruction log-likelihood $\mathbb E_q \log p(x \mid z)$ (middle) and
 # $\mathrm{KL}(q \| p)$ (right) per epoch, nats per image; train: mean over the epoch's batches,
-# test: after the epoch.
+# test: after the epoch. Every seed (thin) and their mean (thick).
 # ```
 
 # %% tags=["hide-input"]
-h = run.history
-for row in h:
-    row["elbo"], row["rec_pos"] = -row["loss"], row["rec"]
+histories = [[{**row, "elbo": -row["loss"]} for row in r.history] for r in runs]
 report.glue_text("vae_d", str(cfg.z_dim))
-fig = plots.curves(h, [[("elbo", "train"), ("test_elbo", "test")], [("rec", "train"), ("test_rec", "test")],
+fig = plots.curves(histories, [[("elbo", "train"), ("test_elbo", "test")], [("rec", "train"), ("test_rec", "test")],
                        [("kl", "train"), ("test_kl", "test")]],
                    ["ELBO (nats)", "reconstruction (nats)", "KL (nats)"])
 report.glue_figure("vae_curves", fig, profile)
@@ -115,21 +116,23 @@ report.glue_figure("vae_curves", fig, profile)
 # and is computed here with a running log-sum-exp over batches of samples.
 # The table below puts our estimate beside the published ones for the same setting. Our NLL is
 # $-\frac1N \sum_n \log \hat p(x_n)$ with $k$ = {glue:text}`vae_nll_k` importance samples for
-# each of {glue:text}`vae_nll_images` binarised test images (± one standard error over images).
+# each of {glue:text}`vae_nll_images` binarised test images, mean ± sd over seeds (the standard
+# error over images of one seed is {glue:text}`vae_nll_se` nats).
 # The published values are from {cite:t}`burda2015`, Table 1: dynamically binarised MNIST, a
 # 784-200-200-50 architecture with two deterministic layers per side, trained for 3,280 epochs.
 
 # %% tags=["hide-input"]
-nll = evaluate.vae_nll(run, ev)
-report.glue_number("vae_nll", nll["test_nll"], 2)
-report.glue_number("vae_nll_se", nll["test_nll_se"], 2)
-report.glue_number("vae_elbo", nll["test_elbo"], 2)
-report.glue_text("vae_nll_k", f"{nll['nll_k']:,}")
-report.glue_text("vae_nll_images", f"{nll['nll_images']:,}")
+nlls = [evaluate.vae_nll(r, ev) for r in runs]
+nll = {**evaluate.mean_sd("test_nll", [x["test_nll"] for x in nlls]),
+       **evaluate.mean_sd("neg_elbo", [-x["test_elbo"] for x in nlls])}
+report.glue_mean_sd("vae_nll", [x["test_nll"] for x in nlls], 2)
+report.glue_mean_sd("vae_elbo", [x["test_elbo"] for x in nlls], 2)
+report.glue_mean_sd("vae_nll_se", [x["test_nll_se"] for x in nlls], 2)
+report.glue_text("vae_nll_k", f"{nlls[0]['nll_k']:,}")
+report.glue_text("vae_nll_images", f"{nlls[0]['nll_images']:,}")
 rows = [
-    [f"this report, VAE d = {cfg.z_dim}, {cfg.epochs} epochs ({profile})",
-     f"{nll['test_nll']:.2f} ± {nll['test_nll_se']:.2f}", f"{-nll['test_elbo']:.2f}",
-     f"{nll['nll_k']:,}", f"{nll['nll_images']:,}"],
+    [f"this report, VAE d = {cfg.z_dim}, {cfg.epochs} epochs ({profile}), {len(runs)} seeds",
+     report.cell(nll, "test_nll"), report.cell(nll, "neg_elbo"), f"{nlls[0]['nll_k']:,}", f"{nlls[0]['nll_images']:,}"],
     ["Burda et al. (2015), VAE, 1 stochastic layer, k = 1 training", "86.76", "", "5,000", "10,000"],
     ["Burda et al. (2015), IWAE, 1 stochastic layer, k = 50 training", "84.78", "", "5,000", "10,000"],
 ]
@@ -137,8 +140,8 @@ table = report.markdown_table(["model", "test NLL (nats)", "−ELBO (nats)", "k"
 display(Markdown(table))
 
 # %% [markdown]
-# Our model reaches a test NLL of {glue:text}`vae_nll` ± {glue:text}`vae_nll_se` nats with a
-# test ELBO of {glue:text}`vae_elbo` nats; the gap between the two is what the single-sample
+# Our model reaches a test NLL of {glue:text}`vae_nll` nats with a test ELBO of
+# {glue:text}`vae_elbo` nats; the gap between the two is what the single-sample
 # bound leaves on the table. The published models are deeper and were trained far longer,
 # so the comparison says how far this small, short run is from the state of the art
 # of its time rather than that either is wrong.
@@ -150,22 +153,22 @@ display(Markdown(table))
 # :name: fig-vae-recon
 #
 # Test digits (rows 1 and 3: the grey-level originals; the model sees a binarisation of them)
-# and their reconstructions (rows 2 and 4: Bernoulli means of $p(x \mid z = \mu(x))$).
+# and their reconstructions by seed 0 (rows 2 and 4: Bernoulli means of $p(x \mid z = \mu(x))$).
 # ```
 #
 # ```{glue:figure} vae_samples
 # :name: fig-vae-samples
 # :figwidth: 480px
 #
-# 100 samples from the prior: Bernoulli means of $p(x \mid z)$, $z \sim \mathcal N(0, I)$ from the
-# same fixed noise seed as the GAN's {numref}`fig-gan-samples`.
+# 100 samples of seed 0 from the prior: Bernoulli means of $p(x \mid z)$, $z \sim \mathcal N(0, I)$
+# from the same fixed noise seed as the GAN's {numref}`fig-gan-samples`.
 # ```
 #
 # ```{glue:figure} vae_interp
 # :name: fig-vae-interp
 #
 # Interpolations between the posterior means of pairs of test digits, linear (top of each pair)
-# and spherical (bottom), in the same layout as the GAN's {numref}`fig-gan-interp`.
+# and spherical (bottom), seed 0, in the same layout as the GAN's {numref}`fig-gan-interp`.
 # ```
 
 # %% tags=["hide-input"]
@@ -198,8 +201,8 @@ with torch.no_grad():
 # ```{glue:figure} vae_latent
 # :name: fig-vae-latent
 #
-# Left: posterior means $\mu(x)$ of the test set under the $d = 2$ model, coloured by digit.
-# Right: decoder means on a 15 × 15 grid of $z$ at the prior's quantiles 0.03 … 0.97.
+# Left: posterior means $\mu(x)$ of the test set under the $d = 2$ model (seed 0), coloured by
+# digit. Right: its decoder means on a 15 × 15 grid of $z$ at the prior's quantiles 0.03 … 0.97.
 # ```
 
 # %% tags=["hide-input"]
@@ -219,7 +222,8 @@ a2.imshow(plots.grid_array(grid, 15, padding=0), cmap="gray", vmin=0, vmax=1)
 a2.set_axis_off()
 fig.tight_layout()
 report.glue_figure("vae_latent", fig, profile)
-report.glue_number("vae2_elbo", run2.history[-1]["test_elbo"], 2)
-report.glue_number("vae_elbo_last", run.history[-1]["test_elbo"], 2)
-print(f"d = {cfg.z_dim}: test NLL {nll['test_nll']:.2f} (k = {nll['nll_k']}, {nll['nll_images']} images), "
-      f"test ELBO {nll['test_elbo']:.2f}; d = 2: test ELBO {run2.history[-1]['test_elbo']:.2f}")
+report.glue_mean_sd("vae2_elbo", [r.history[-1]["test_elbo"] for r in runs2], 2)
+report.glue_mean_sd("vae_elbo_last", [r.history[-1]["test_elbo"] for r in runs], 2)
+for r, r2, x in zip(runs, runs2, nlls):
+    print(f"seed {r.cfg.seed}: d = {cfg.z_dim}: test NLL {x['test_nll']:.2f} (k = {x['nll_k']}, {x['nll_images']} images), "
+          f"test ELBO {x['test_elbo']:.2f}; d = 2: test ELBO {r2.history[-1]['test_elbo']:.2f}")

@@ -44,35 +44,42 @@
 #
 # D maximises $L_S + L_C$; G maximises $L_C$ and, as in the rest of this report, the
 # non-saturating form of its source term, $\mathbb E \log P(S{=}\text{real} \mid G(z, c))$.
-# Optimiser, learning rate, $k$, batch size and epochs are the GAN's, so the two compare.
+# Optimiser, learning rate, $k$ and epochs are the GAN's; Adam $\beta_1 = 0.5$ and batch size 128 are the
+# profile's (the AC-GAN is not swept), so where the GAN chapter's sweep picks another setting, the
+# comparison below is between the picked GAN and this one.
 
 # %% tags=["parameters"]
 profile = "quick"  # smoke | quick | paper: base settings from profiles/<profile>.yml
 epochs = None  # None: the profile value
 batch_size = None
 lr = None
-seed = None
+seeds = None  # None: the profile's seeds (trained as one batch)
 device = None
 
 # %% tags=["hide-input"]
 from IPython.display import Markdown, display
 
+import numpy as np
 import torch
 from mnistgen import evaluate, plots, report
 from mnistgen.config import make_config
-from mnistgen.runs import get_run
 from mnistgen.train import fixed_noise
 
-params = dict(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
-cfg = make_config("acgan", profile, **params)
-run = get_run(cfg, profile)
-G = run.models["G"]
-gan_run = get_run(make_config("gan", profile, **params), profile)  # the unconditional baseline
-clf = evaluate.classifier_run(profile)
-ev = make_config("evaluation", profile, device=device)
-display(Markdown(report.provenance("acgan", profile, params, [run, gan_run, clf])))
+params = dict(epochs=epochs, batch_size=batch_size, lr=lr, seeds=seeds, device=device)
+ev = make_config("evaluation", profile, seeds=seeds, device=device)
+judges = evaluate.yardsticks(profile, ev)
+judge = next(iter(judges.values()))  # the first yardstick scores samples during training
+runs = evaluate.model_runs("acgan", profile, ev, judge, epochs=epochs, batch_size=batch_size, lr=lr)
+run, G, cfg = runs[0], runs[0].models["G"], runs[0].cfg
+sweep, choice = evaluate.gan_sweep(profile, ev, judge)  # the GAN of the previous chapter, for comparison
+gan_runs = next(r["runs"] for r in sweep if (r["beta1"], r["batch_size"]) == (choice["beta1"], choice["batch_size"]))
+report.glue_text("acgan_n_seeds", str(len(ev.seeds)))
+display(Markdown(report.provenance("acgan", profile, params, list(judges.values()) + runs + gan_runs)))
 
 # %% [markdown]
+# Every number below is a mean ± standard deviation over {glue:text}`acgan_n_seeds` seeds,
+# trained together; image grids show seed 0.
+#
 # ## Samples by class
 #
 # In {numref}`fig-acgan-grid` each row asks for one digit and each column uses one noise vector.
@@ -83,7 +90,8 @@ display(Markdown(report.provenance("acgan", profile, params, [run, gan_run, clf]
 # :name: fig-acgan-grid
 # :figwidth: 520px
 #
-# $G(z_j, c)$ for classes $c = 0, \dots, 9$ (rows) and ten fixed noise vectors $z_j$ (columns).
+# $G(z_j, c)$ of seed 0 for classes $c = 0, \dots, 9$ (rows) and ten fixed noise vectors $z_j$
+# (columns).
 # ```
 
 # %% tags=["hide-input"]
@@ -101,7 +109,7 @@ report.glue_figure("acgan_grid", plots.image_rows(rows, [str(c) for c in range(1
 # ```{glue:figure} acgan_morph
 # :name: fig-acgan-morph
 #
-# Fixed $z$ per row; the embedding moves from $e_a$ to $e_b$ in 10 steps.
+# Seed 0. Fixed $z$ per row; the embedding moves from $e_a$ to $e_b$ in 10 steps.
 # ```
 
 # %% tags=["hide-input"]
@@ -109,9 +117,9 @@ t = torch.linspace(0, 1, 10, device=run.device)
 pairs = [(0, 6), (1, 7), (3, 8), (4, 9), (5, 2)]
 rows = []
 with torch.no_grad():
+    table = G.embed.weight[0]  # seed 0's class embeddings
     for i, (a, b) in enumerate(pairs):
-        ea, eb = G.embed.weight[a], G.embed.weight[b]
-        rows.append(G.forward_embedded(z[i].expand(10, -1), plots.lerp(ea, eb, t)))
+        rows.append(G.forward_embedded(z[i].expand(10, -1), plots.lerp(table[a], table[b], t)))
 report.glue_figure("acgan_morph", plots.image_rows(rows, [f"{a} → {b}" for a, b in pairs]), profile)
 
 # %% [markdown]
@@ -120,59 +128,94 @@ report.glue_figure("acgan_morph", plots.image_rows(rows, [f"{a} → {b}" for a, 
 # Besides the GAN's curves, {numref}`fig-acgan-curves` follows the accuracy of D's class head on
 # real and on generated batches. Generated images are easy to classify correctly from the start
 # (G is rewarded for making them so), while accuracy on real digits measures how well D's
-# auxiliary head learns MNIST itself.
+# auxiliary head learns MNIST itself. {numref}`fig-acgan-quality` follows the samples' quality
+# under the first yardstick during training, as for the GAN.
 #
 # ```{glue:figure} acgan_curves
 # :name: fig-acgan-curves
 #
 # Left: losses. Middle: mean $D(x)$ and $D(G(z, c))$ with the equilibrium 1/2. Right: accuracy of
-# D's class head on real and generated batches.
+# D's class head on real and generated batches. Every seed (thin) and their mean (thick).
+# ```
+#
+# ```{glue:figure} acgan_quality
+# :name: fig-acgan-quality
+#
+# FID (log scale), Inception Score and the most frequent digit's share of AC-GAN samples (equal
+# numbers of every requested digit) during training, every seed and their mean.
 # ```
 
 # %% tags=["hide-input"]
-fig = plots.curves(run.history, [[("d_loss", "D loss"), ("g_loss", "G loss")],
-                                 [("d_real", "D(x), real"), ("d_fake", "D(G(z, c)), generated")],
-                                 [("acc_real", "real"), ("acc_fake", "generated")]],
+histories = [r.history for r in runs]
+fig = plots.curves(histories, [[("d_loss", "D loss"), ("g_loss", "G loss")],
+                               [("d_real", "D(x), real"), ("d_fake", "D(G(z, c)), generated")],
+                               [("acc_real", "real"), ("acc_fake", "generated")]],
                    ["loss (nats)", "mean discriminator output", "class-head accuracy"],
                    hlines={1: (0.5, "equilibrium, 1/2")})
 report.glue_figure("acgan_curves", fig, profile)
+report.glue_figure("acgan_quality", plots.quality_curves({"AC-GAN": histories}), profile)
 
 # %% [markdown]
 # ## Do the samples show the requested digit?
 #
-# D's own class head is not a fair judge of G: the two were trained together. The independent
-# classifier of the evaluation chapter (test accuracy {glue:text}`clf_acc`) labels
-# {glue:text}`acgan_n` samples, an equal number per requested class; the table gives the
-# fraction it labels as requested. Overall: {glue:text}`acgan_acc`.
+# D's own class head is not a fair judge of G: the two were trained together. Two independent
+# classifiers of different families (the evaluation chapter's yardsticks, test accuracy
+# {glue:text}`clf_accs`) label {glue:text}`acgan_n` samples of each seed, an equal number per
+# requested class; {numref}`tab-acgan-acc` gives the fraction each labels as requested. Overall:
+# {glue:text}`acgan_acc` under the first, {glue:text}`acgan_acc2` under the second.
+#
+# ```{glue:md} acgan_acc_table
+# :format: myst
+# ```
 
 # %% tags=["hide-input"]
-m = evaluate.sample_metrics(run, ev, clf)
-mg = evaluate.sample_metrics(gan_run, ev, clf)
-report.glue_number("clf_acc", clf.history[-1]["test_acc"], 4)
-report.glue_text("acgan_n", f"{m['n_samples']:,}")
-report.glue_number("acgan_acc", m["class_accuracy"], 3)
-table = report.markdown_table(["requested digit"] + [str(c) for c in range(10)] + ["all"],
-                              [["classifier agrees"] + [f"{a:.3f}" for a in m["class_accuracy_per_class"]]
-                               + [f"{m['class_accuracy']:.3f}"]])
-display(Markdown(table))
+per_judge = {name: [evaluate.sample_metrics(r, ev, clf, parzen=(i == 0)) for r in runs]
+             for i, (name, clf) in enumerate(judges.items())}
+names = list(judges)
+m = per_judge[names[0]]
+report.glue_text("clf_accs", " and ".join(f"{100 * judges[n].history[-1]['test_acc']:.2f}% ({n})" for n in names))
+report.glue_text("acgan_n", f"{m[0]['n_samples']:,}")
+report.glue_mean_sd("acgan_acc", [x["class_accuracy"] for x in m], 3)
+report.glue_mean_sd("acgan_acc2", [x["class_accuracy"] for x in per_judge[names[-1]]], 3)
+rows = []
+for n in names:
+    per_class = np.array([x["class_accuracy_per_class"] for x in per_judge[n]])
+    overall = [x["class_accuracy"] for x in per_judge[n]]
+    rows.append([f"{n} agrees"] + [f"{v:.3f}" for v in per_class.mean(0)]
+                + [report.mean_sd_text(float(np.mean(overall)), float(np.std(overall, ddof=1)) if len(overall) > 1 else None, 3)])
+caption = (f"Share of AC-GAN samples each yardstick labels as the requested digit: per digit the mean over "
+           f"{len(runs)} seeds, overall mean ± sd.")
+_ = report.glue_markdown("acgan_acc_table", f"```{{table}} {caption}\n:name: tab-acgan-acc\n\n"
+                     + report.markdown_table(["requested digit"] + [str(c) for c in range(10)] + ["all"], rows)
+                     + "\n```")
 
 # %% [markdown]
 # ## Did the labels help?
 #
-# The same measurements as for the unconditional GAN of the same profile and seed, on the same
-# number of samples (details of each metric in the evaluation chapter): lower FID is better,
-# higher Inception Score is better (at most 10).
+# The same measurements for the previous chapter's GAN (the setting its sweep picked, the same
+# seeds, epochs and number of samples; details of each metric in the evaluation chapter): lower
+# FID is better, higher Inception Score is better (at most 10).
+#
+# ```{glue:md} acgan_vs_gan
+# :format: myst
+# ```
 
 # %% tags=["hide-input"]
-rows = [[name, f"{x['fid']:.2f}", f"{x['inception_score']:.2f}", f"{x['parzen_ll']:.0f} ± {x['parzen_se']:.0f}"]
-        for name, x in (("GAN", mg), ("AC-GAN", m))]
-display(Markdown(report.markdown_table(["model", "FID (classifier features)", "Inception Score", "Parzen log-likelihood"], rows)))
-report.glue_number("acgan_fid", m["fid"], 2)
-report.glue_number("gan_fid_vs", mg["fid"], 2)
-report.glue_number("acgan_is", m["inception_score"], 2)
-report.glue_number("gan_is_vs", mg["inception_score"], 2)
-print(f"AC-GAN class accuracy {m['class_accuracy']:.3f}; FID {m['fid']:.2f} vs GAN {mg['fid']:.2f}; "
-      f"IS {m['inception_score']:.2f} vs GAN {mg['inception_score']:.2f}")
+mg = [evaluate.sample_metrics(r, ev, judge) for r in gan_runs]
+both = {name: evaluate.summarize(model, list(ev.seeds), rows_, {})
+        for name, model, rows_ in (("GAN", "gan", mg), ("AC-GAN", "acgan", m))}
+rows = [[name, report.cell(x, "fid"), report.cell(x, "inception_score"), report.cell(x, "top_class_share"),
+         report.cell(x, "parzen_ll", 0)] for name, x in both.items()]
+caption = f"GAN and AC-GAN under the first yardstick ({names[0]}): mean ± sd over {len(runs)} seeds."
+report.glue_markdown("acgan_vs_gan", f"```{{table}} {caption}\n:name: tab-acgan-gan\n\n" + report.markdown_table(
+    ["model", "FID (classifier features)", "Inception Score", "most frequent digit's share",
+     "Parzen log-likelihood (nats)"], rows) + "\n```")
+report.glue_text("acgan_fid", report.cell(both["AC-GAN"], "fid"))
+report.glue_text("gan_fid_vs", report.cell(both["GAN"], "fid"))
+report.glue_text("acgan_is", report.cell(both["AC-GAN"], "inception_score"))
+report.glue_text("gan_is_vs", report.cell(both["GAN"], "inception_score"))
+for name, x in both.items():
+    print(f"{name}: FID per seed", ", ".join(f"{r['fid']:.2f}" for r in x["per_seed"]))
 
 # %% [markdown]
 # With labels the FID in classifier features is {glue:text}`acgan_fid` against

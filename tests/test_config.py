@@ -79,8 +79,11 @@ def test_parallel_render_shares_runs_and_writes_every_chapter(tmp_path, monkeypa
     monkeypatch.setenv("MNISTGEN_RESULTS", str(results))
     cli.render_parallel(["acgan", "gan"], "smoke", tmp_path / "out", jobs=2)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["02_gan_experiments.ipynb", "04_acgan.ipynb"]
-    runs = sorted(p.name.split("-")[0] for p in (results / "smoke" / "runs").iterdir())
-    assert runs == ["acgan", "classifier", "gan"]
+    runs = [p.name.split("-")[0] for p in (results / "smoke" / "runs").iterdir()]
+    # one directory per run: 2 yardsticks, 2 AC-GAN seeds, 2 x 2 sweep settings x 2 GAN seeds
+    assert sorted(set(runs)) == ["acgan", "classifier", "gan"]
+    assert (runs.count("classifier"), runs.count("acgan"), runs.count("gan")) == (2, 2, 8)
+    assert all((p / "manifest.json").is_file() for p in (results / "smoke" / "runs").iterdir())
 
 
 def test_parallel_render_reports_a_failed_chapter(tmp_path, monkeypatch):
@@ -91,3 +94,26 @@ def test_parallel_render_reports_a_failed_chapter(tmp_path, monkeypatch):
     with pytest.raises(cli.UsageError, match=r"\['gan'\] failed"):
         cli.render_parallel(["gan"], "smoke", tmp_path / "out", jobs=2)
     assert not (tmp_path / "out" / "02_gan_experiments.ipynb").exists()
+
+
+def test_runs_trained_elsewhere_and_copied_in_are_reused_not_retrained(tmp_path, data_root):
+    """`train all` on one machine (another results folder), the folder copied: nothing retrains."""
+    import os
+    import shutil
+
+    env = {**os.environ, "MNISTGEN_RESULTS": str(tmp_path / "gpu-box"), "MNISTGEN_DATA": str(data_root)}
+    first = _cli_env(env, "train", "all", "--profile", "smoke")
+    assert first.returncode == 0, first.stderr[-2000:]
+    trained = [line for line in first.stdout.splitlines() if ": trained " in line]
+    assert len(trained) == 2 + 4 * 2 + 2 + 2 + 2  # yardsticks, sweep x seeds, AC-GAN, VAE d=20 and d=2
+    shutil.copytree(tmp_path / "gpu-box", tmp_path / "laptop")
+    env["MNISTGEN_RESULTS"] = str(tmp_path / "laptop")
+    again = _cli_env(env, "train", "all", "--profile", "smoke")
+    assert again.returncode == 0, again.stderr[-2000:]
+    lines = [line for line in again.stdout.splitlines() if "cached run" in line or ": trained " in line]
+    assert len(lines) == len(trained) and all("reused cached run" in line for line in lines)
+
+
+def _cli_env(env, *args):
+    return subprocess.run([sys.executable, "-m", "mnistgen", *args], capture_output=True, text=True, env=env,
+                          timeout=600)

@@ -135,11 +135,18 @@ def test_nearest_neighbours_against_brute_force():
     assert torch.equal(nearest_neighbours(pool[:5], pool, k=1)[:, 0], torch.arange(5))
 
 
-def test_summarize_means_and_stds_over_seeds():
+def test_summarize_means_and_sds_over_seeds_and_yardsticks():
     from mnistgen.evaluate import summarize
 
-    rows = [{"fid": 1.0, "inception_score": 9.0, "parzen_ll": 200.0, "parzen_se": 2.0, "n_samples": 10},
-            {"fid": 3.0, "inception_score": 8.0, "parzen_ll": 210.0, "parzen_se": 2.0, "n_samples": 10}]
-    s = summarize({"gan": rows})["gan"]
-    assert s["fid"] == 2.0 and s["fid_std"] == pytest.approx(2 ** 0.5) and s["parzen_ll"] == 205.0
-    assert "fid_std" not in summarize({"gan": rows[:1]})["gan"]
+    rows = [{"fid": 1.0, "inception_score": 9.0, "top_class_share": 0.1, "parzen_ll": 200.0, "parzen_se": 2.0,
+             "n_samples": 10},
+            {"fid": 3.0, "inception_score": 8.0, "top_class_share": 0.3, "parzen_ll": 210.0, "parzen_se": 2.0,
+             "n_samples": 10}]
+    second = [{"fid": 5.0, "inception_score": 7.0}, {"fid": 9.0, "inception_score": 7.0}]
+    s = summarize("gan", [0, 1], rows, {"lenet": rows, "vgg": second})
+    assert s["fid"] == 2.0 and s["fid_sd"] == pytest.approx(2 ** 0.5) and s["parzen_ll"] == 205.0
+    assert s["seeds"] == [0, 1] and [r["seed"] for r in s["per_seed"]] == [0, 1] and s["per_seed"][1]["fid"] == 3.0
+    assert s["by_yardstick"]["vgg"] == {"fid": 7.0, "fid_sd": pytest.approx(8 ** 0.5),
+                                        "inception_score": 7.0, "inception_score_sd": 0.0}
+    assert s["by_yardstick"]["lenet"]["fid"] == s["fid"]
+    assert summarize("gan", [0], rows[:1], {"lenet": rows[:1]})["fid_sd"] is None  # one seed: no spread

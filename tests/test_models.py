@@ -1,5 +1,6 @@
 """Network shapes, parameter counts, the AC-GAN's shared trunk, the reparameterisation gradient."""
 
+import pytest
 import torch
 
 from mnistgen.models import VAE, ACDiscriminator, ConditionalGenerator, Discriminator, Generator, LeNet
@@ -63,3 +64,28 @@ def test_classifier_features_and_logits():
     x = torch.rand(4, 784)
     assert net.features(x).shape == (4, 128) and net(x).shape == (4, 10)
     assert torch.allclose(net(x), net(x.reshape(4, 1, 28, 28)))
+
+
+def test_a_seed_batched_model_is_its_single_seed_models_side_by_side():
+    from mnistgen.models import n_seeds, select_seed, stack_seeds
+
+    singles = []
+    for seed in (0, 1, 2):
+        torch.manual_seed(seed)
+        singles.append(ConditionalGenerator())
+    G = stack_seeds(singles)
+    assert n_seeds(G) == 3 and n_params(G) == 3 * n_params(singles[0])
+    z, c = torch.randn(3, 5, 64), torch.randint(10, (3, 5))
+    out = G(z, c)
+    for s, one in enumerate(singles):
+        torch.testing.assert_close(out[s], one(z[s], c[s]), rtol=1e-5, atol=1e-6)
+        back = select_seed(G, s)
+        assert all(torch.equal(a, b) for a, b in zip(back.parameters(), one.parameters()))
+    with pytest.raises(ValueError, match="needs inputs with 3 dimensions, the first of size 3"):
+        G.net(torch.randn(5, 64))  # one seed's batch given to a three-seed model
+
+
+def test_a_single_seed_model_takes_any_leading_shape():
+    vae = VAE(z_dim=3, hidden=16)
+    z = torch.randn(4, 7, 3)  # k samples x batch x d, as the likelihood estimator calls it
+    torch.testing.assert_close(vae.decode(z)[2], vae.decode(z[2]))

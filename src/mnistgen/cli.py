@@ -1,6 +1,7 @@
 """Command line: train a run outside a notebook, render chapters with papermill, fetch data.
 
-    python -m mnistgen train gan --profile paper -p seed 1      # the book picks the run up later
+    python -m mnistgen train gan --profile paper -p seeds [0,1]  # two seeds as one batch; the book reuses them
+    python -m mnistgen train all --profile paper                 # every run the paper book judges
     python -m mnistgen render gan --profile quick -p epochs 50  # one chapter -> book/generated/
     python -m mnistgen render all --profile quick               # every chapter, in order
     python -m mnistgen render all --profile paper --jobs 2      # two chapters at a time
@@ -32,10 +33,10 @@ NOTEBOOK_DIR = REPO_DIR / "notebooks"
 GENERATED_DIR = REPO_DIR / "book" / "generated"
 # chapter name -> (notebook file stem, config sections its parameters belong to)
 CHAPTERS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "gan_objective": ("01_gan_objective", ("gan",)),
-    "gan": ("02_gan_experiments", ("gan",)),
+    "gan_objective": ("01_gan_objective", ("gan", "evaluation")),
+    "gan": ("02_gan_experiments", ("gan", "evaluation", "gan_sweep")),
     "vae": ("03_vae", ("vae", "evaluation")),
-    "acgan": ("04_acgan", ("acgan",)),
+    "acgan": ("04_acgan", ("acgan", "evaluation")),
     "evaluation": ("05_evaluation", ("evaluation",)),
 }
 
@@ -152,11 +153,26 @@ def render_parallel(chapters: list[str], profile: str, out_dir: Path, jobs: int)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from .runs import get_run
+    from . import evaluate
+    from .runs import check_seeds, get_runs
 
-    cfg = make_config(args.model, args.profile, **parse_params(args.p))
-    run = get_run(cfg, args.profile, retrain=args.retrain, progress=True)
-    print(run.summary())
+    params = parse_params(args.p)
+    if args.model == "all":
+        if params or args.retrain:
+            raise UsageError("'train all' takes the profile's settings; -p and --retrain apply to one model")
+        for label, runs in evaluate.train_profile(args.profile, make_config("evaluation", args.profile)).items():
+            for run in runs:
+                print(f"{label}: {run.summary()}")
+        return
+    seeds = params.pop("seeds", None)
+    cfg = make_config(args.model, args.profile, **params)
+    seeds = check_seeds([cfg.seed] if seeds is None else seeds)
+    judge = None
+    if getattr(cfg, "quality_every", 0):  # GAN-family runs are scored by the first yardstick as they train
+        ev = make_config("evaluation", args.profile, device=cfg.device)
+        judge = evaluate.classifier_run(args.profile, ev.yardsticks[0], cfg.device, progress=True)
+    for run in get_runs(cfg, args.profile, seeds, judge=judge, retrain=args.retrain, progress=True):
+        print(run.summary())
 
 
 def cmd_data(args: argparse.Namespace) -> None:
@@ -177,8 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--jobs", type=int, default=1, choices=range(1, 9), metavar="N",
                    help="with 'all': render N chapters at a time, each with cores/N torch threads")
     r.set_defaults(func=cmd_render)
-    t = sub.add_parser("train", help="train (or resume, or reuse) one run")
-    t.add_argument("model", choices=sorted(m for m in CONFIGS if m != "evaluation"))
+    t = sub.add_parser("train", help="train (or resume, or reuse) runs: one model's seeds, or every run of a profile")
+    t.add_argument("model", choices=sorted(m for m in CONFIGS if m not in ("evaluation", "gan_sweep")) + ["all"],
+                   help="a model (-p seeds [0,1,2] trains several seeds as one batch) or 'all'")
     t.add_argument("--profile", default="quick", choices=profiles)
     t.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"), help="override a parameter")
     t.add_argument("--retrain", action="store_true", help="discard an existing run directory's checkpoint")

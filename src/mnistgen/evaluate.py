@@ -17,17 +17,60 @@ import numpy as np
 import torch
 
 from . import metrics
+from .metrics import classify
 from .config import EvalConfig, make_config
 from .data import MNISTTensors, load_mnist, to_unit
-from .runs import DATA_ROOT, RESULTS_ROOT, Run, atomic_write_bytes, atomic_write_json, exclusive, get_run
+from .runs import DATA_ROOT, RESULTS_ROOT, Run, atomic_write_bytes, atomic_write_json, exclusive, get_run, get_runs
 from .train import binarized_test_set, to_uint8
 
 EVAL_SEED = 31337  # the noise behind every model's judged samples
 
 
-def classifier_run(profile: str, **kw: Any) -> Run:
-    """The yardstick: trained once per profile (and cached like any run), never a judged model."""
-    return get_run(make_config("classifier", profile), profile, **kw)
+def classifier_run(profile: str, arch: str = "lenet", device: str | None = None, **kw: Any) -> Run:
+    """A yardstick: trained once per profile (and cached like any run), never a judged model."""
+    return get_run(make_config("classifier", profile, arch=arch, device=device), profile, **kw)
+
+
+def yardsticks(profile: str, ev: EvalConfig, **kw: Any) -> dict[str, Run]:
+    """Every classifier that judges samples, by architecture name; the first is the main one."""
+    return {arch: classifier_run(profile, arch, ev.device, **kw) for arch in ev.yardsticks}
+
+
+def model_runs(model: str, profile: str, ev: EvalConfig, judge: Run | None = None, **overrides: Any) -> list[Run]:
+    """One finished run per seed of ``ev.seeds`` (trained together where they are missing)."""
+    cfg = make_config(model, profile, **{**overrides, "device": overrides.get("device") or ev.device})
+    return get_runs(cfg, profile, list(ev.seeds), judge=judge)
+
+
+def gan_sweep(profile: str, ev: EvalConfig, judge: Run, beta1s: Any = None, batch_sizes: Any = None,
+              **overrides: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The paper's open choices measured: every (beta1, batch size) with the profile's seeds.
+
+    Returns one row per setting (final FID, IS and top-class share under ``judge``, mean and sd
+    over seeds, from each run's last quality check) and the setting the rule picks: the lowest
+    mean final FID. The rule was fixed before any result was seen (``config.SweepConfig``).
+    ``overrides`` (e.g. epochs) apply to every setting's GAN configuration.
+    """
+    sweep = make_config("gan_sweep", profile, beta1s=beta1s, batch_sizes=batch_sizes)
+    rows = []
+    for beta1 in sweep.beta1s:
+        for batch_size in sweep.batch_sizes:
+            runs = model_runs("gan", profile, ev, judge, **{**overrides, "beta1": beta1, "batch_size": batch_size})
+            finals = [r.history[-1] for r in runs]
+            row: dict[str, Any] = {"beta1": beta1, "batch_size": batch_size, "epochs": runs[0].cfg.epochs,
+                                   "seeds": list(ev.seeds), "runs": runs}
+            for key in ("fid", "inception_score", "top_class_share"):
+                row.update(mean_sd(key, [f[key] for f in finals]))
+            rows.append(row)
+    best = min(rows, key=lambda r: r["fid"])
+    return rows, {"beta1": best["beta1"], "batch_size": best["batch_size"],
+                  "rule": "lowest mean final FID (first yardstick) over seeds"}
+
+
+def mean_sd(key: str, values: Any) -> dict[str, float | None]:
+    """``{key: mean, key_sd: sample standard deviation (None for one value)}``."""
+    v = np.asarray(list(values), dtype=float)
+    return {key: float(v.mean()), f"{key}_sd": float(v.std(ddof=1)) if len(v) > 1 else None}
 
 
 @torch.no_grad()
@@ -56,18 +99,6 @@ def generate(run: Run, n: int, seed: int = EVAL_SEED, batch_size: int = 5000) ->
     return images, None if labels is None else labels.cpu()
 
 
-@torch.no_grad()
-def classify(net: torch.nn.Module, images: torch.Tensor, batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
-    """(class probabilities, 128-d features) of uint8 images, on CPU."""
-    device = next(net.parameters()).device
-    probs, feats = [], []
-    for chunk in images.split(batch_size):
-        f = net.features(to_unit(chunk).to(device))
-        feats.append(f.cpu())
-        probs.append(torch.softmax(net.head(f), dim=1).cpu())
-    return torch.cat(probs), torch.cat(feats)
-
-
 def _cache_key(ev: EvalConfig, clf: Run, what: str) -> str:
     d = dataclasses.asdict(ev)
     d.pop("device")
@@ -92,8 +123,12 @@ def _parzen_sets(ev: EvalConfig, data_root: Path) -> tuple[torch.Tensor, torch.T
     return to_unit(train.images[-ev.parzen_n_valid:]), to_unit(test.images[:ev.parzen_n_test])
 
 
-def sample_metrics(run: Run, ev: EvalConfig, clf: Run, data_root: Path = DATA_ROOT) -> dict[str, Any]:
-    """FID, IS, predicted-class histogram, Parzen log-likelihood (and AC-GAN class accuracy) of ``run``."""
+def sample_metrics(run: Run, ev: EvalConfig, clf: Run, data_root: Path = DATA_ROOT,
+                   parzen: bool = True) -> dict[str, Any]:
+    """FID, IS, predicted-class histogram, Parzen log-likelihood (and AC-GAN class accuracy) of ``run``.
+
+    ``parzen=False`` (a second yardstick: the Parzen window does not depend on the classifier)
+    skips the Parzen estimate."""
     def compute() -> dict[str, Any]:
         images, labels = generate(run, ev.n_samples)
         probs, feats = classify(clf.models["net"], images)
@@ -106,15 +141,18 @@ def sample_metrics(run: Run, ev: EvalConfig, clf: Run, data_root: Path = DATA_RO
             "class_histogram": torch.bincount(pred, minlength=10).tolist(),
             "n_samples": ev.n_samples,
         }
-        valid, test_x = _parzen_sets(ev, data_root)
-        out.update(metrics.parzen_estimate(to_unit(images), valid, test_x))
+        out["top_class_share"] = top_class_share(out["class_histogram"])
+        if parzen:
+            valid, test_x = _parzen_sets(ev, data_root)
+            out.update(metrics.parzen_estimate(to_unit(images), valid, test_x))
         if labels is not None:
             correct = pred == labels
             out["class_accuracy"] = float(correct.float().mean())
             out["class_accuracy_per_class"] = [float(correct[labels == c].float().mean()) for c in range(10)]
         return out
 
-    return _cached(run.path / f"metrics-{_cache_key(ev, clf, 'samples')}.json", compute)
+    return _cached(run.path / f"metrics-{_cache_key(ev, clf, 'samples' if parzen else 'samples-no-parzen')}.json",
+                   compute)
 
 
 def vae_nll(run: Run, ev: EvalConfig, data_root: Path = DATA_ROOT, images_per_batch: int = 10) -> dict[str, Any]:
@@ -129,7 +167,7 @@ def vae_nll(run: Run, ev: EvalConfig, data_root: Path = DATA_ROOT, images_per_ba
         from .train import vae_test_metrics
 
         elbo = vae_test_metrics(run.state, MNISTTensors(test.images[:ev.nll_images], test.labels[:ev.nll_images]),
-                                run.device)["test_elbo"]
+                                run.device)[0]["test_elbo"]
         return {"test_nll": float(-ll.mean()), "test_nll_se": float(ll.std() / np.sqrt(len(ll))),
                 "test_elbo": elbo, "nll_k": ev.nll_k, "nll_images": ev.nll_images}
 
@@ -169,27 +207,38 @@ def results_path(profile: str, root: Path = RESULTS_ROOT) -> Path:
 
 
 SUMMARY_KEYS = {
-    "gan": ("fid", "inception_score", "parzen_ll", "parzen_se"),
-    "acgan": ("fid", "inception_score", "class_accuracy", "parzen_ll", "parzen_se"),
-    "vae": ("fid", "inception_score", "test_nll", "test_elbo", "parzen_ll", "parzen_se"),
+    "gan": ("fid", "inception_score", "top_class_share", "parzen_ll", "parzen_se"),
+    "acgan": ("fid", "inception_score", "class_accuracy", "top_class_share", "parzen_ll", "parzen_se"),
+    "vae": ("fid", "inception_score", "top_class_share", "test_nll", "test_elbo", "parzen_ll", "parzen_se"),
 }
+YARDSTICK_KEYS = ("fid", "inception_score", "class_accuracy")
 
 
-def summarize(per_seed: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
-    """Mean over seeds of each metric, with ``<key>_std`` beside it when more than one seed ran."""
-    out: dict[str, dict[str, float]] = {}
-    for model, rows in per_seed.items():
-        out[model] = {}
-        for key in SUMMARY_KEYS[model]:
-            values = np.array([r[key] for r in rows], dtype=float)
-            out[model][key] = float(values.mean())
-            if len(values) > 1:
-                out[model][f"{key}_std"] = float(values.std(ddof=1))
-        if model == "vae":
-            out[model]["nll_k"] = rows[0]["nll_k"]
-            out[model]["nll_images"] = rows[0]["nll_images"]
-        out[model]["n_samples"] = rows[0]["n_samples"]
+def summarize(model: str, seeds: list[int], per_seed: list[dict[str, Any]],
+              by_yardstick: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """One model's entry of metrics.json: every metric's mean over seeds with ``<metric>_sd`` beside
+    it (sample sd; None for one seed), the seeds, each seed's values, and FID / IS / class
+    accuracy under every yardstick (the top-level values are the first yardstick's)."""
+    out: dict[str, Any] = {"seeds": list(seeds), "n_seeds": len(seeds)}
+    for key in SUMMARY_KEYS[model]:
+        out.update(mean_sd(key, [r[key] for r in per_seed]))
+    if model == "vae":
+        out["nll_k"], out["nll_images"] = per_seed[0]["nll_k"], per_seed[0]["nll_images"]
+    out["n_samples"] = per_seed[0]["n_samples"]
+    out["per_seed"] = [{"seed": s, **{k: r[k] for k in SUMMARY_KEYS[model]}} for s, r in zip(seeds, per_seed)]
+    out["by_yardstick"] = {}
+    for name, rows in by_yardstick.items():
+        entry: dict[str, Any] = {}
+        for key in YARDSTICK_KEYS:
+            if key in rows[0]:
+                entry.update(mean_sd(key, [r[key] for r in rows]))
+        out["by_yardstick"][name] = entry
     return out
+
+
+def top_class_share(histogram: list[int]) -> float:
+    """The share of samples in the most frequent predicted class: 0.1 balanced, 1.0 one digit only."""
+    return max(histogram) / sum(histogram)
 
 
 @torch.no_grad()
@@ -206,3 +255,35 @@ def nearest_neighbours(queries: torch.Tensor, pool: torch.Tensor, k: int = 1, ba
         best_d, order = d_all.topk(k, dim=1, largest=False)
         best_i = i_all.gather(1, order)
     return best_i
+
+
+def train_profile(profile: str, ev: EvalConfig, progress: bool = True) -> dict[str, list[Run]]:
+    """Train (or reuse, or resume) every run the book of ``profile`` judges, without rendering.
+
+    For a GPU machine or a cluster node: it fills ``results/<profile>/runs`` and a machine with
+    the book's toolchain renders from there without retraining (run ids ignore the device).
+    The objective chapter's two-epoch runs are not included (seconds; the chapter trains them).
+    One progress bar counts the groups of runs (each group: one configuration, all seeds) with
+    an ETA; each group shows its own bar over epochs.
+    """
+    from tqdm import tqdm
+
+    judges: dict[str, Run] = {}
+    sweep = make_config("gan_sweep", profile)
+    steps: list[tuple[str, Any]] = [(f"yardstick {a}", lambda a=a: judges.setdefault(a, classifier_run(
+        profile, a, ev.device, progress=progress))) for a in ev.yardsticks]
+    first = lambda: judges[ev.yardsticks[0]]  # noqa: E731 - trained by the first step
+    for beta1 in sweep.beta1s:
+        for batch_size in sweep.batch_sizes:
+            steps.append((f"gan beta1={beta1} batch={batch_size}", lambda b1=beta1, bs=batch_size: model_runs(
+                "gan", profile, ev, first(), beta1=b1, batch_size=bs)))
+    steps += [("acgan", lambda: model_runs("acgan", profile, ev, first())),
+              ("vae", lambda: model_runs("vae", profile, ev)),
+              ("vae d=2", lambda: model_runs("vae", profile, ev, z_dim=2))]
+    out: dict[str, list[Run]] = {}
+    bar = tqdm(steps, desc=f"{profile}: groups of runs", unit="group", disable=not progress)
+    for label, train_group in bar:
+        bar.set_postfix_str(label)
+        result = train_group()
+        out[label] = result if isinstance(result, list) else [result]
+    return out

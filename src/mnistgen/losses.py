@@ -2,6 +2,10 @@
 
 All GAN losses take *logits* and use BCE-with-logits: log D = -softplus(-l) and
 log(1 - D) = -softplus(l) exactly, with no log(0) when D saturates.
+
+Every loss averages over the *last* batch dimension only: inputs of shape (B,) give a scalar,
+inputs of shape (S, B) (S seeds trained together, see ``models/seeded.py``) give one loss per
+seed, shape (S,). Training sums the per-seed losses, so each seed gets its own gradient.
 """
 
 from __future__ import annotations
@@ -12,11 +16,22 @@ import torch
 import torch.nn.functional as F
 
 
+def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
+    """Mean over the last dimension of BCE-with-logits against a constant target."""
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target), reduction="none").mean(-1)
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of the class cross-entropy: logits (B, C) or (S, B, C), labels (B,) or (S, B)."""
+    if logits.dim() == 3:  # cross_entropy wants the classes in dimension 1: (S, C, B)
+        return F.cross_entropy(logits.transpose(1, 2), labels, reduction="none").mean(-1)
+    return F.cross_entropy(logits, labels)
+
+
 def d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """Discriminator's half of eq. (1) of Goodfellow et al. (2014), negated to minimise:
     -E[log D(x)] - E[log(1 - D(G(z)))]."""
-    return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+    return _bce(real_logits, 1.0) + _bce(fake_logits, 0.0)
 
 
 def g_loss(fake_logits: torch.Tensor, saturating: bool = False) -> torch.Tensor:
@@ -28,21 +43,21 @@ def g_loss(fake_logits: torch.Tensor, saturating: bool = False) -> torch.Tensor:
     gradients when D(G(z)) is small (Goodfellow et al. 2014, Sec. 3).
     """
     if saturating:
-        return -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
-    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+        return -_bce(fake_logits, 0.0)
+    return _bce(fake_logits, 1.0)
 
 
 def acgan_d_loss(real_src: torch.Tensor, real_cls: torch.Tensor, fake_src: torch.Tensor,
                  fake_cls: torch.Tensor, real_labels: torch.Tensor, fake_labels: torch.Tensor) -> torch.Tensor:
     """AC-GAN discriminator (Odena et al. 2017, eqs. 2-3): maximise L_S + L_C, i.e. minimise
     the source BCE plus the class cross-entropy on both real and generated images."""
-    return d_loss(real_src, fake_src) + F.cross_entropy(real_cls, real_labels) + F.cross_entropy(fake_cls, fake_labels)
+    return d_loss(real_src, fake_src) + cross_entropy(real_cls, real_labels) + cross_entropy(fake_cls, fake_labels)
 
 
 def acgan_g_loss(fake_src: torch.Tensor, fake_cls: torch.Tensor, fake_labels: torch.Tensor,
                  saturating: bool = False) -> torch.Tensor:
     """AC-GAN generator: maximise L_C - L_S, here with the non-saturating source term."""
-    return g_loss(fake_src, saturating) + F.cross_entropy(fake_cls, fake_labels)
+    return g_loss(fake_src, saturating) + cross_entropy(fake_cls, fake_labels)
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,37 @@ import torch
 from .losses import bernoulli_log_likelihood, log_normal
 
 
+# --- Classifier outputs -------------------------------------------------------------------
+
+@torch.no_grad()
+def classify(net: torch.nn.Module, images: torch.Tensor, batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
+    """(class probabilities, penultimate features) of uint8 images (N, 28, 28), on CPU."""
+    device = next(net.parameters()).device
+    was_training = net.training
+    net.eval()
+    probs, feats = [], []
+    for chunk in images.split(batch_size):
+        f = net.features(chunk.reshape(len(chunk), -1).float().div(255.0).to(device))
+        feats.append(f.float().cpu())
+        probs.append(torch.softmax(net.head(f), dim=1).float().cpu())
+    net.train(was_training)
+    return torch.cat(probs), torch.cat(feats)
+
+
+def sample_quality(net: torch.nn.Module, images: torch.Tensor, test_features: torch.Tensor,
+                   labels: torch.Tensor | None = None) -> dict[str, float]:
+    """FID against the test set's features, Inception Score, and the share of the samples in the
+    most frequent predicted class (0.1 for balanced digits, 1.0 for a generator collapsed onto one),
+    all under the classifier ``net``; with ``labels`` (requested digits) also the class accuracy."""
+    probs, feats = classify(net, images)
+    pred = probs.argmax(1)
+    out = {"fid": fid_from_features(feats, test_features), "inception_score": inception_score(probs),
+           "top_class_share": float(torch.bincount(pred, minlength=probs.shape[1]).max()) / len(pred)}
+    if labels is not None:
+        out["class_accuracy"] = float((pred == labels).float().mean())
+    return out
+
+
 # --- Frechet distance ---------------------------------------------------------------------
 
 def gaussian_stats(features: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:

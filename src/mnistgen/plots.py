@@ -80,43 +80,90 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return (torch.sin((1 - t) * omega) / so)[:, None] * a[None] + (torch.sin(t * omega) / so)[:, None] * b[None]
 
 
-def gan_curves(history: list[dict[str, Any]], title: str = "") -> plt.Figure:
-    """Losses, and D(x) / D(G(z)) per epoch with the equilibrium value 1/2 marked."""
-    ep = [h["epoch"] for h in history]
+History = list[dict[str, Any]]
+
+
+def _per_seed(ax: plt.Axes, histories: Sequence[History], key: str, label: str, color: Any = None,
+              markers: bool = False) -> None:
+    """Every seed as a thin line, their mean as a thick one (one legend entry, with n)."""
+    series = [[(h["epoch"], h[key]) for h in hist if key in h] for hist in histories]
+    series = [s for s in series if s]
+    if not series:
+        return
+    line = None
+    for s in series:
+        ep, v = zip(*s)
+        (line,) = ax.plot(ep, v, color=color if line is None else line.get_color(), lw=0.8, alpha=0.45)
+    epochs = sorted(set.intersection(*[{e for e, _ in s} for s in series]))
+    by_epoch = [dict(s) for s in series]
+    mean = [float(np.mean([b[e] for b in by_epoch])) for e in epochs]
+    n = len(series)
+    ax.plot(epochs, mean, color=line.get_color(), lw=2, marker="o" if markers or len(epochs) < 15 else None, ms=3,
+            label=f"{label} (mean of {n} seeds)" if n > 1 else label)
+
+
+def gan_curves(histories: Sequence[History], title: str = "") -> plt.Figure:
+    """Losses, and D(x) / D(G(z)) per epoch with the equilibrium value 1/2 marked: every seed."""
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    a1.plot(ep, [h["d_loss"] for h in history], label="D loss")
-    a1.plot(ep, [h["g_loss"] for h in history], label="G loss")
+    _per_seed(a1, histories, "d_loss", "D loss")
+    _per_seed(a1, histories, "g_loss", "G loss")
     a1.axhline(2 * np.log(2), color="gray", ls=":", lw=1, label="D loss at equilibrium, 2 log 2")
     a1.set_xlabel("epoch")
     a1.set_ylabel("loss (nats)")
-    a1.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
-    a2.plot(ep, [h["d_real"] for h in history], label="D(x), real")
-    a2.plot(ep, [h["d_fake"] for h in history], label="D(G(z)), generated")
+    a1.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    _per_seed(a2, histories, "d_real", "D(x), real")
+    _per_seed(a2, histories, "d_fake", "D(G(z)), generated")
     a2.axhline(0.5, color="gray", ls="--", lw=1, label="Nash equilibrium, 1/2")
     a2.set_ylim(0, 1)
     a2.set_xlabel("epoch")
     a2.set_ylabel("mean discriminator output")
-    a2.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
+    a2.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
-def curves(history: list[dict[str, Any]], panels: Sequence[Sequence[tuple[str, str]]], ylabels: Sequence[str],
+def curves(histories: Sequence[History], panels: Sequence[Sequence[tuple[str, str]]], ylabels: Sequence[str],
            title: str = "", hlines: dict[int, tuple[float, str]] | None = None) -> plt.Figure:
-    """Generic per-epoch curves: ``panels`` is a list of [(history key, legend label), ...]."""
-    ep = [h["epoch"] for h in history]
+    """Generic per-epoch curves of every seed: ``panels`` is a list of [(history key, legend label), ...]."""
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
     for i, (ax, panel) in enumerate(zip(axes[0], panels)):
         for key, label in panel:
-            ax.plot(ep, [h[key] for h in history], label=label, marker="o" if len(ep) < 15 else None, ms=3)
+            _per_seed(ax, histories, key, label)
         if hlines and i in hlines:
             y, lab = hlines[i]
             ax.axhline(y, color="gray", ls="--", lw=1, label=lab)
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabels[i])
         ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+QUALITY_PANELS = (("fid", "FID (first yardstick) ↓"), ("inception_score", "Inception Score ↑"),
+                  ("top_class_share", "share of the most frequent digit"))
+
+
+def quality_curves(groups: dict[str, Sequence[History]], title: str = "") -> plt.Figure:
+    """Sample quality recorded during training: FID, Inception Score and the most frequent digit's
+    share (0.1 when balanced; a rise is a collapse), every seed of every group (e.g. a setting)."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for j, (label, histories) in enumerate(groups.items()):
+        for ax, (key, _) in zip(axes, QUALITY_PANELS):
+            _per_seed(ax, histories, key, label, color=colors[j % len(colors)], markers=True)
+    axes[2].axhline(0.1, color="gray", ls="--", lw=1, label="balanced digits, 0.1")
+    axes[2].set_ylim(0, 1)
+    for ax, (_, ylabel) in zip(axes, QUALITY_PANELS):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+    axes[0].set_yscale("log")
+    handles, labels = axes[2].get_legend_handles_labels()
+    fig.legend(handles, labels, frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 0.02),
+               ncol=min(len(labels), 5))
     if title:
         fig.suptitle(title)
     fig.tight_layout()

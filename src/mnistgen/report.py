@@ -30,6 +30,28 @@ def glue_number(name: str, value: float, digits: int = 2) -> float:
     return v
 
 
+def mean_sd_text(mean: float, sd: float | None, digits: int = 2, scale: float = 1.0) -> str:
+    """'12.34 ± 0.56' (sd over seeds); just the mean where there is one seed (sd None)."""
+    m = f"{scale * mean:.{digits}f}"
+    return m if sd is None else f"{m} ± {scale * sd:.{digits}f}"
+
+
+def cell(d: dict[str, Any], key: str, digits: int = 2, scale: float = 1.0) -> str:
+    """A table cell for ``d[key]`` with its ``d[key + '_sd']``; empty where the metric is absent."""
+    if d.get(key) is None:
+        return ""
+    return mean_sd_text(d[key], d.get(f"{key}_sd"), digits, scale)
+
+
+def glue_mean_sd(name: str, values: Sequence[float], digits: int = 2, scale: float = 1.0) -> str:
+    """Glue 'mean ± sd' over seeds (sample sd) for prose; returns the text."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=float) * scale
+    text = mean_sd_text(float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else None, digits)
+    return glue_text(name, text)
+
+
 def glue_text(name: str, value: str) -> str:
     _glue(name, value)
     return value

@@ -1,7 +1,10 @@
 """Run directories: train once, cache by configuration, resume after a crash, refuse bad checkpoints.
 
-``results/<profile>/runs/<model>-<hash>/`` where the hash covers the configuration (all fields but
-the device) and the source of the modules that shape training. Inside:
+``results/<profile>/runs/<model>-seed<s>-<hash>/`` where the hash covers the configuration (all
+fields but the device), the source of the modules that shape training and, for runs whose history
+records sample quality, the classifier run that judges it. One directory per seed, whatever the
+seeds it was trained beside: asking for seeds 0-4 after 0-2 trains only 3 and 4 (together).
+Inside:
 
 - ``checkpoint.pt``: weights, optimiser state, RNG states, epoch, history; rewritten atomically at
   the end of every epoch (temporary file, fsync, rename), loaded with ``weights_only=True``.
@@ -31,14 +34,15 @@ from typing import Any
 import torch
 
 from . import train as training
-from .config import TrainConfig
+from . import metrics
+from .config import ConfigError, TrainConfig
 from .data import MNISTTensors, load_mnist
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parents[1]
 # Source files whose change changes what training produces (plots, metrics and the CLI do not).
 TRAINING_SOURCES = ("data.py", "losses.py", "train.py", "models")
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: one seed's state of a seed-batched training (train.TrainState.seed_state_dict)
 # Where runs and data live unless told otherwise; tests point these at temporary folders.
 RESULTS_ROOT = Path(os.environ.get("MNISTGEN_RESULTS", REPO_DIR / "results"))
 DATA_ROOT = Path(os.environ.get("MNISTGEN_DATA", REPO_DIR / "data"))
@@ -61,9 +65,24 @@ def code_version() -> str:
     return h.hexdigest()[:12]
 
 
-def run_id(cfg: TrainConfig) -> str:
-    key = json.dumps({"config": cfg.identity(), "code": code_version()}, sort_keys=True)
+def run_id(cfg: TrainConfig, judge: str | None = None) -> str:
+    ident: dict[str, Any] = {"config": cfg.identity(), "code": code_version()}
+    if judge is not None:
+        ident["judge"] = judge
+    key = json.dumps(ident, sort_keys=True)
     return f"{cfg.model}-seed{cfg.seed}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+
+
+def check_seeds(seeds: Any) -> list[int]:
+    """The seeds to train, or ConfigError before any work: a non-empty list of distinct integers >= 0."""
+    if not isinstance(seeds, (list, tuple)) or not seeds:
+        raise ConfigError(f"seeds must be a non-empty list of integers >= 0, got {seeds!r}")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+            raise ConfigError(f"seeds must be integers >= 0; {s!r} in {list(seeds)} is not")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds {list(seeds)} repeat a seed; each seed is one run")
+    return list(seeds)
 
 
 def atomic_write_bytes(path: Path, write: Callable[[Any], None]) -> None:
@@ -110,14 +129,15 @@ def environment() -> dict[str, str]:
             "torchvision": torchvision.__version__, "numpy": numpy.__version__}
 
 
-def save_checkpoint(path: Path, cfg: TrainConfig, st: training.TrainState) -> None:
+def save_checkpoint(path: Path, cfg: TrainConfig, st: training.TrainState, i: int = 0) -> None:
+    """Seed ``i`` of ``st`` (whose configuration is ``cfg`` with that seed) to ``path``, atomically."""
     payload = {"format": CHECKPOINT_FORMAT, "identity": cfg.identity(), "code_version": code_version(),
-               "state": st.state_dict()}
+               "state": st.seed_state_dict(i)}
     atomic_write_bytes(path, lambda f: torch.save(payload, f))
 
 
 def load_checkpoint(path: Path, cfg: TrainConfig, st: training.TrainState) -> None:
-    """Restore ``st`` from ``path``, or raise CheckpointError saying why and what to do."""
+    """Restore the single-seed ``st`` from ``path``, or raise CheckpointError saying why and what to do."""
     hint = f"delete {path.parent} or retrain (retrain=True, CLI --retrain) to start over"
     try:
         payload = torch.load(path, map_location=st.device, weights_only=True)
@@ -130,8 +150,8 @@ def load_checkpoint(path: Path, cfg: TrainConfig, st: training.TrainState) -> No
         raise CheckpointError(f"checkpoint {path} was made with another configuration "
                               f"(saved vs requested: {diff}); {hint}")
     try:
-        st.load_state_dict(payload["state"])
-    except (RuntimeError, KeyError, ValueError) as e:
+        st.load_seed_state_dicts([payload["state"]])
+    except (RuntimeError, KeyError, ValueError, TypeError) as e:
         raise CheckpointError(f"checkpoint {path} does not fit this architecture ({e}); {hint}") from None
 
 
@@ -154,6 +174,10 @@ class Run:
         return self.state.history
 
     @property
+    def snapshots(self) -> list[torch.Tensor]:
+        return self.state.snapshot_list
+
+    @property
     def device(self) -> torch.device:
         return next(next(iter(self.models.values())).parameters()).device
 
@@ -168,11 +192,41 @@ def results_dir(profile: str, root: str | Path = RESULTS_ROOT) -> Path:
     return Path(root) / profile
 
 
-def _epoch_evaluator(cfg: TrainConfig, test: MNISTTensors, device: torch.device):
+QUALITY_SEED = 4242  # the noise behind the samples judged during training (the same every epoch)
+
+
+def _quality_evaluator(cfg: Any, judge: Run, test: MNISTTensors, device: torch.device) -> training.Evaluator:
+    """FID, Inception Score and the most frequent class's share (a collapse signal) of every seed's
+    samples under the judge, every ``cfg.quality_every`` epochs and at the last epoch."""
+    net = judge.models["net"]
+    _, test_features = metrics.classify(net, test.images)
+    conditional = cfg.model == "acgan"
+
+    @torch.no_grad()
+    def evaluate(st: training.TrainState) -> list[dict[str, float]] | None:
+        if st.epoch % cfg.quality_every and st.epoch != cfg.epochs:
+            return None
+        G, S, n = st.models["G"].eval(), st.n_seeds, cfg.quality_samples
+        g = torch.Generator(device=device).manual_seed(QUALITY_SEED)
+        z = torch.randn(n, cfg.z_dim, generator=g, device=device).expand(S, -1, -1)
+        labels = torch.arange(n, device=device) % cfg.n_classes if conditional else None
+        x = G(z, labels.expand(S, -1)) if conditional else G(z)
+        return [metrics.sample_quality(net, training.to_uint8(x[s]).reshape(n, 28, 28), test_features,
+                                       None if labels is None else labels.cpu()) for s in range(S)]
+    return evaluate
+
+
+def _epoch_evaluator(cfg: TrainConfig, test: MNISTTensors, device: torch.device,
+                     judge: Run | None) -> training.Evaluator | None:
     if cfg.model == "vae":
         return lambda st: training.vae_test_metrics(st, test, device)
     if cfg.model == "classifier":
         return lambda st: training.classifier_test_metrics(st, test, device)
+    if getattr(cfg, "quality_every", 0):
+        if judge is None:
+            raise ValueError(f"{cfg.model} with quality_every={cfg.quality_every} needs a judge "
+                             "(a classifier run) to score its samples during training")
+        return _quality_evaluator(cfg, judge, test, device)
     return None
 
 
@@ -196,44 +250,100 @@ def exclusive(lock_file: Path, what: str) -> Iterator[None]:
         yield
 
 
-def get_run(cfg: TrainConfig, profile: str, *, results_root: str | Path = RESULTS_ROOT, data_root: str | Path = DATA_ROOT,
-            retrain: bool = False, log_steps: bool = False, progress: bool | None = None,
-            log: Callable[[str], None] = print) -> Run:
-    """Return the finished run for ``cfg``: reuse a completed one, resume an unfinished one, or train.
+def get_run(cfg: TrainConfig, profile: str, **kw: Any) -> Run:
+    """The finished run of ``cfg`` (its one seed ``cfg.seed``): see :func:`get_runs`."""
+    return get_runs(cfg, profile, [cfg.seed], **kw)[0]
 
-    ``retrain=True`` discards an existing directory's checkpoint and manifest and trains anew.
+
+def get_runs(cfg: TrainConfig, profile: str, seeds: list[int] | None = None, *, judge: Run | None = None,
+             results_root: str | Path = RESULTS_ROOT, data_root: str | Path = DATA_ROOT, retrain: bool = False,
+             log_steps: bool = False, progress: bool | None = None, log: Callable[[str], None] = print) -> list[Run]:
+    """One finished run per seed of ``cfg``: reuse completed ones, train the others together.
+
+    Seeds without a finished run are trained as one batch (``train.TrainState``), resumed from
+    their checkpoints where they have one (seeds at different epochs train as separate batches).
+    ``judge``: the classifier run that scores GAN samples during training (``quality_every``).
+    ``retrain=True`` discards existing checkpoints and manifests of these seeds and trains anew.
+    If a seed diverges, the others still finish and are cached; then TrainingDiverged names it.
     """
+    seeds = check_seeds([cfg.seed] if seeds is None else seeds)
     device = training.resolve_device(cfg.device)  # fail before any work on a missing GPU
-    path = results_dir(profile, results_root) / "runs" / run_id(cfg)
-    with exclusive(path / ".lock", path.name):
-        return _get_run_locked(cfg, profile, path, device, data_root, retrain, log_steps, progress, log)
+    judge_name = judge.path.name if judge is not None and getattr(cfg, "quality_every", 0) else None
+    cfgs = [dataclasses.replace(cfg, seed=s) for s in seeds]
+    paths = [results_dir(profile, results_root) / "runs" / run_id(c, judge_name) for c in cfgs]
+    with contextlib.ExitStack() as locks:
+        for p in sorted(paths):  # one order for every process: no two wait on each other
+            locks.enter_context(exclusive(p / ".lock", p.name))
+        return _get_runs_locked(cfgs, profile, paths, device, data_root, retrain, log_steps, progress, log, judge)
 
 
-def _get_run_locked(cfg: TrainConfig, profile: str, path: Path, device: torch.device, data_root: str | Path,
-                    retrain: bool, log_steps: bool, progress: bool | None, log: Callable[[str], None]) -> Run:
-    ckpt, manifest_path = path / "checkpoint.pt", path / "manifest.json"
-    st = training.init_state(cfg, device)
-    if retrain:
-        for p in (manifest_path, ckpt):
-            p.unlink(missing_ok=True)
-    if manifest_path.is_file() and ckpt.is_file():
-        load_checkpoint(ckpt, cfg, st)
-        manifest = json.loads(manifest_path.read_text())
-        if st.epoch == cfg.epochs and manifest.get("status") == "complete":
-            for m in st.models.values():
-                m.eval()
-            return Run(path, cfg, st, manifest, cached=True)
-    if ckpt.is_file():
-        load_checkpoint(ckpt, cfg, st)
-        log(f"resuming {path.name} from epoch {st.epoch} of {cfg.epochs}")
-    manifest_path.unlink(missing_ok=True)  # an unfinished run has no manifest
-    train_data = load_mnist(data_root, train=True)
-    test_data = load_mnist(data_root, train=False)
-    started = time.perf_counter()
-    training.train(cfg, st, train_data, evaluate=_epoch_evaluator(cfg, test_data, device),
-                   on_epoch_end=lambda s: save_checkpoint(ckpt, cfg, s), log_steps=log_steps, progress=progress)
-    if not ckpt.is_file():  # epochs were all done already (resumed at the end): still leave a checkpoint
-        save_checkpoint(ckpt, cfg, st)
+def _get_runs_locked(cfgs: list[TrainConfig], profile: str, paths: list[Path], device: torch.device,
+                     data_root: str | Path, retrain: bool, log_steps: bool, progress: bool | None,
+                     log: Callable[[str], None], judge: Run | None) -> list[Run]:
+    runs: dict[int, Run] = {}
+    pending: list[training.TrainState] = []
+    for c, path in zip(cfgs, paths):
+        ckpt, manifest_path = path / "checkpoint.pt", path / "manifest.json"
+        st = training.init_state(c, device)
+        if retrain:
+            for p in (manifest_path, ckpt):
+                p.unlink(missing_ok=True)
+        if manifest_path.is_file() and ckpt.is_file():
+            load_checkpoint(ckpt, c, st)
+            manifest = json.loads(manifest_path.read_text())
+            if st.epoch == c.epochs and manifest.get("status") == "complete":
+                for m in st.models.values():
+                    m.eval()
+                runs[c.seed] = Run(path, c, st, manifest, cached=True)
+                continue
+        if ckpt.is_file():
+            load_checkpoint(ckpt, c, st)
+            log(f"resuming {path.name} from epoch {st.epoch} of {c.epochs}")
+        manifest_path.unlink(missing_ok=True)  # an unfinished run has no manifest
+        pending.append(st)
+    failed: dict[int, str] = {}
+    if pending:
+        by_seed = {c.seed: (c, path) for c, path in zip(cfgs, paths)}
+        train_data = load_mnist(data_root, train=True)
+        test_data = load_mnist(data_root, train=False)
+        evaluate = _epoch_evaluator(cfgs[0], test_data, device, judge)
+        for epoch in sorted({st.epoch for st in pending}):
+            batch = training.TrainState.stack([st for st in pending if st.epoch == epoch])
+
+            def save(b: training.TrainState) -> None:
+                for i, seed in enumerate(b.seeds):
+                    c, path = by_seed[seed]
+                    save_checkpoint(path / "checkpoint.pt", c, b, i)
+
+            started = time.perf_counter()
+            trained_with = list(batch.seeds)
+            try:
+                batch = training.train(by_seed[batch.seeds[0]][0], batch, train_data, evaluate=evaluate,
+                                       on_epoch_end=save, log_steps=log_steps, progress=progress)
+            except training.TrainingDiverged:
+                failed.update(batch.failed)
+                if len(cfgs) == 1:
+                    raise
+                continue
+            failed.update(batch.failed)
+            for i, seed in enumerate(batch.seeds):
+                c, path = by_seed[seed]
+                if not (path / "checkpoint.pt").is_file():  # resumed at the end: still leave a checkpoint
+                    save_checkpoint(path / "checkpoint.pt", c, batch, i)
+                st = batch.select([i])
+                runs[seed] = Run(path, c, st, _finish(path, c, st, profile, device, trained_with, started), cached=False)
+    if failed:
+        done = sorted(runs)
+        raise training.TrainingDiverged("; ".join(failed[s] for s in sorted(failed))
+                                        + (f". Seeds {done} finished and are cached." if done else ""))
+    return [runs[c.seed] for c in cfgs]
+
+
+def _finish(path: Path, cfg: TrainConfig, st: training.TrainState, profile: str, device: torch.device,
+            trained_with: list[int], started: float) -> dict[str, Any]:
+    """Write a finished seed's history and, last, its manifest (what makes the run reusable)."""
+    for m in st.models.values():
+        m.eval()
     history = [{k: v for k, v in row.items() if k != "steps"} for row in st.history]
     atomic_write_json(path / "history.json", st.history)
     manifest = {
@@ -241,12 +351,11 @@ def _get_run_locked(cfg: TrainConfig, profile: str, path: Path, device: torch.de
         "config": dataclasses.asdict(cfg), "seed": cfg.seed, "code_version": code_version(),
         "git_commit": git_commit(), "device": str(device), "device_name": device_name(device),
         "versions": environment(), "epochs": st.epoch,
+        "trained_with_seeds": trained_with,
         "wall_seconds": round(sum(r["seconds"] for r in history), 2),
         "session_seconds": round(time.perf_counter() - started, 2),
         "final": history[-1] if history else {},
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    atomic_write_json(manifest_path, manifest)
-    for m in st.models.values():
-        m.eval()
-    return Run(path, cfg, st, manifest, cached=False)
+    atomic_write_json(path / "manifest.json", manifest)
+    return manifest

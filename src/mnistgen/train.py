@@ -25,7 +25,9 @@ from tqdm import tqdm
 from . import losses
 from .config import ACGANConfig, ClassifierConfig, GANConfig, TrainConfig, VAEConfig
 from .data import MNISTTensors, binarize, to_signed, to_unit
-from .models import VAE, ACDiscriminator, ConditionalGenerator, Discriminator, Generator, LeNet
+from .models import (VAE, ACDiscriminator, ConditionalGenerator, Discriminator, Generator, LeNet, SmallVGG,
+                     is_seed_batched,
+                     select_seed, stack_seeds)
 
 
 class TrainingDiverged(RuntimeError):
@@ -49,35 +51,115 @@ def resolve_device(name: str) -> torch.device:
 
 @dataclass
 class TrainState:
-    """Everything a resumed run needs: weights, optimiser moments, RNG states, progress."""
+    """Everything a resumed run needs, for S seeds trained together.
 
+    ``models`` hold every seed's weights along a leading seed dimension (``models/seeded.py``;
+    the classifier holds one seed). Each seed has its own generators, so its data order and
+    noise do not depend on which other seeds share the batch. ``seed_state_dict(i)`` is one
+    seed's checkpoint; a state with one seed is an ordinary single run.
+    """
+
+    seeds: list[int]
     models: dict[str, nn.Module]
     optimizers: dict[str, torch.optim.Optimizer]
-    data_rng: torch.Generator      # CPU: the order of the training images
-    noise_rng: torch.Generator     # on the device: z, reparameterisation noise, binarisation
-    epoch: int = 0                 # completed epochs
-    history: list[dict[str, Any]] = field(default_factory=list)
-    snapshots: list[torch.Tensor] = field(default_factory=list)  # GANs: uint8 fixed-noise samples per epoch
+    data_rngs: list[torch.Generator]    # CPU: the order of the training images, one per seed
+    noise_rngs: list[torch.Generator]   # on the device: z, reparameterisation noise, binarisation
+    epoch: int = 0                      # completed epochs (the same for every seed of a batch)
+    histories: list[list[dict[str, Any]]] = field(default_factory=list)
+    snapshots: list[list[torch.Tensor]] = field(default_factory=list)  # GANs: uint8 fixed-noise samples per epoch
+    failed: dict[int, str] = field(default_factory=dict)  # seed -> why it stopped (left the batch)
 
     @property
     def device(self) -> torch.device:
         return next(next(iter(self.models.values())).parameters()).device
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"models": {k: m.state_dict() for k, m in self.models.items()},
-                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-                "data_rng": self.data_rng.get_state(), "noise_rng": self.noise_rng.get_state(),
-                "epoch": self.epoch, "history": self.history, "snapshots": self.snapshots}
+    @property
+    def n_seeds(self) -> int:
+        return len(self.seeds)
 
-    def load_state_dict(self, sd: dict[str, Any]) -> None:
+    def _one(self, what: str) -> int:
+        if self.n_seeds != 1:
+            raise ValueError(f"this state holds seeds {self.seeds}; ask for one seed's {what} by index")
+        return 0
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return self.histories[self._one("history")]
+
+    @property
+    def snapshot_list(self) -> list[torch.Tensor]:
+        return self.snapshots[self._one("snapshots")]
+
+    def seed_state_dict(self, i: int) -> dict[str, Any]:
+        """Seed ``i``'s weights, optimiser moments, RNG states and progress (copies, not views)."""
+        return {"models": {k: _slice_tensors(m.state_dict(), i, is_seed_batched(m)) for k, m in self.models.items()},
+                "optimizers": {k: _slice_optimizer(o.state_dict(), i, is_seed_batched(self.models[k]))
+                               for k, o in self.optimizers.items()},
+                "data_rng": self.data_rngs[i].get_state(), "noise_rng": self.noise_rngs[i].get_state(),
+                "epoch": self.epoch, "history": self.histories[i], "snapshots": self.snapshots[i]}
+
+    def load_seed_state_dicts(self, sds: list[dict[str, Any]]) -> None:
+        """Load one state dict per seed, in the order of ``self.seeds``."""
+        if len(sds) != self.n_seeds or len({int(sd["epoch"]) for sd in sds}) != 1:
+            raise ValueError("one state per seed, all at the same epoch, is needed to train them together")
         for k, m in self.models.items():
-            m.load_state_dict(sd["models"][k])
-        for k, o in self.optimizers.items():
-            o.load_state_dict(sd["optimizers"][k])
-        self.data_rng.set_state(sd["data_rng"])
-        self.noise_rng.set_state(sd["noise_rng"])
-        self.epoch, self.history = int(sd["epoch"]), list(sd["history"])
-        self.snapshots = list(sd["snapshots"])
+            batched = is_seed_batched(m)
+            m.load_state_dict(_cat_tensors([sd["models"][k] for sd in sds], batched))
+            self.optimizers[k].load_state_dict(_cat_optimizer([sd["optimizers"][k] for sd in sds], batched))
+        for rng, sd in zip(self.data_rngs, sds):
+            rng.set_state(sd["data_rng"])
+        for rng, sd in zip(self.noise_rngs, sds):
+            rng.set_state(sd["noise_rng"])
+        self.epoch = int(sds[0]["epoch"])
+        self.histories = [list(sd["history"]) for sd in sds]
+        self.snapshots = [list(sd["snapshots"]) for sd in sds]
+
+    def select(self, keep: list[int]) -> TrainState:
+        """A state holding only the seeds at positions ``keep`` (e.g. those that did not diverge)."""
+        models = {k: stack_seeds([select_seed(m, i) for i in keep]) for k, m in self.models.items()}
+        optimizers = {k: type(o)(models[k].parameters(), **o.defaults) for k, o in self.optimizers.items()}
+        out = TrainState([self.seeds[i] for i in keep], models, optimizers,
+                         [self.data_rngs[i] for i in keep], [self.noise_rngs[i] for i in keep], self.epoch,
+                         failed=dict(self.failed))
+        out.load_seed_state_dicts([self.seed_state_dict(i) for i in keep])
+        return out
+
+    @staticmethod
+    def stack(states: list[TrainState]) -> TrainState:
+        """Single-seed states of one configuration (e.g. resumed from their checkpoints) as one batch."""
+        if len(states) == 1:
+            return states[0]
+        first = states[0]
+        models = {k: stack_seeds([st.models[k] for st in states]) for k in first.models}
+        optimizers = {k: type(o)(models[k].parameters(), **o.defaults) for k, o in first.optimizers.items()}
+        out = TrainState([s for st in states for s in st.seeds], models, optimizers,
+                         [g for st in states for g in st.data_rngs], [g for st in states for g in st.noise_rngs])
+        out.load_seed_state_dicts([st.seed_state_dict(0) for st in states])
+        return out
+
+
+def _slice_tensors(sd: dict[str, torch.Tensor], i: int, batched: bool) -> dict[str, torch.Tensor]:
+    # clone: a saved view would carry the storage of every seed into one seed's checkpoint
+    return {k: (v[i:i + 1] if batched else v).clone() for k, v in sd.items()}
+
+
+def _cat_tensors(sds: list[dict[str, torch.Tensor]], batched: bool) -> dict[str, torch.Tensor]:
+    return {k: torch.cat([sd[k] for sd in sds]) if batched else sds[0][k] for k in sds[0]}
+
+
+def _slice_optimizer(sd: dict[str, Any], i: int, batched: bool) -> dict[str, Any]:
+    """Adam's per-parameter moments have the parameter's shape; its step count is shared."""
+    state = {p: {k: (v[i:i + 1] if batched and v.dim() > 0 else v).clone() for k, v in s.items()}
+             for p, s in sd["state"].items()}
+    return {"state": state, "param_groups": sd["param_groups"]}
+
+
+def _cat_optimizer(sds: list[dict[str, Any]], batched: bool) -> dict[str, Any]:
+    state = {}
+    for p, first in sds[0]["state"].items():
+        state[p] = {k: torch.cat([sd["state"][p][k] for sd in sds]) if batched and v.dim() > 0 else v
+                    for k, v in first.items()}
+    return {"state": state, "param_groups": sds[0]["param_groups"]}
 
 
 def build_models(cfg: TrainConfig) -> dict[str, nn.Module]:
@@ -89,21 +171,33 @@ def build_models(cfg: TrainConfig) -> dict[str, nn.Module]:
     if isinstance(cfg, VAEConfig):
         return {"vae": VAE(cfg.z_dim, cfg.hidden)}
     if isinstance(cfg, ClassifierConfig):
-        return {"net": LeNet()}
+        return {"net": LeNet() if cfg.arch == "lenet" else SmallVGG()}
     raise TypeError(f"no models for {type(cfg).__name__}")
 
 
-def init_state(cfg: TrainConfig, device: torch.device) -> TrainState:
-    """Fresh models (initialised from ``cfg.seed``), Adam optimisers, seeded generators."""
-    torch.manual_seed(cfg.seed)  # weight initialisation is the one draw from the global RNG
-    models = {k: m.to(device) for k, m in build_models(cfg).items()}
+def init_state(cfg: TrainConfig, device: torch.device, seeds: list[int] | None = None) -> TrainState:
+    """Fresh models, Adam optimisers and generators for ``seeds`` (default: ``[cfg.seed]``).
+
+    Each seed's weights are initialised from ``torch.manual_seed(seed)`` alone and then stacked,
+    so seed 3 starts from the same weights whether it trains alone or beside seeds 0-2.
+    """
+    seeds = [cfg.seed] if seeds is None else list(seeds)
+    per_seed = []
+    for seed in seeds:
+        torch.manual_seed(seed)  # weight initialisation is the one draw from the global RNG
+        per_seed.append(build_models(cfg))
+    models = {k: stack_seeds([m[k] for m in per_seed]).to(device) for k in per_seed[0]}
+    if len(seeds) > 1 and not all(is_seed_batched(m) for m in models.values()):
+        raise ValueError(f"{cfg.model} trains one seed at a time; got seeds {seeds}")
     betas = (cfg.beta1, cfg.beta2) if isinstance(cfg, GANConfig) else (0.9, 0.999)
     # fused=True: one kernel for the whole update instead of ~10 per parameter tensor (measured:
-    # Adam was ~27% of a GAN step at batch 128 on 2 CPU cores; see benchmarks/throughput.py)
+    # Adam was ~27% of a GAN step at batch 128 on 2 CPU cores; see benchmarks/throughput.py).
+    # Adam is elementwise, so over stacked weights it is one independent Adam per seed.
     optimizers = {k: torch.optim.Adam(m.parameters(), lr=cfg.lr, betas=betas, fused=True) for k, m in models.items()}
-    data_rng = torch.Generator().manual_seed(cfg.seed)
-    noise_rng = torch.Generator(device=device).manual_seed(cfg.seed + 1)
-    return TrainState(models, optimizers, data_rng, noise_rng)
+    data_rngs = [torch.Generator().manual_seed(seed) for seed in seeds]
+    noise_rngs = [torch.Generator(device=device).manual_seed(seed + 1) for seed in seeds]
+    return TrainState(seeds, models, optimizers, data_rngs, noise_rngs,
+                      histories=[[] for _ in seeds], snapshots=[[] for _ in seeds])
 
 
 def prepare(cfg: TrainConfig, data: MNISTTensors, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,21 +207,30 @@ def prepare(cfg: TrainConfig, data: MNISTTensors, device: torch.device) -> tuple
     return x.to(device), data.labels.to(device)
 
 
-def _batches(n: int, batch_size: int, rng: torch.Generator, device: torch.device) -> list[torch.Tensor]:
-    perm = torch.randperm(n, generator=rng).to(device)
-    return list(perm.split(batch_size))
+def _batches(n: int, batch_size: int, rngs: list[torch.Generator], device: torch.device) -> list[torch.Tensor]:
+    """Each seed's own permutation of the data, cut into batches of indices of shape (S, b)."""
+    perm = torch.stack([torch.randperm(n, generator=g) for g in rngs]).to(device)
+    return list(perm.split(batch_size, dim=1))
 
 
 def _rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    # index_select, not x[idx]: the same gather, ~6x faster on CPU for a 128 x 784 batch (measured)
-    return torch.index_select(x, 0, idx)
+    """Rows ``idx`` (S, b) of ``x`` as (S, b, ...).
+
+    index_select, not x[idx]: the same gather, ~6x faster on CPU for a 128 x 784 batch (measured).
+    """
+    return torch.index_select(x, 0, idx.reshape(-1)).view(*idx.shape, *x.shape[1:])
 
 
-StepLog = dict[str, torch.Tensor]
+def _randn(rngs: list[torch.Generator], *shape: int, device: torch.device) -> torch.Tensor:
+    """(S, *shape) standard normal draws, slice s from seed s's generator."""
+    return torch.stack([torch.randn(*shape, generator=g, device=device) for g in rngs])
+
+
+StepLog = dict[str, torch.Tensor]  # name -> (steps, S): every seed's value at every step
 
 
 def _gan_epoch(st: TrainState, cfg: GANConfig, x: torch.Tensor, y: torch.Tensor, log_steps: bool) -> StepLog:
-    """One epoch of Algorithm 1 of Goodfellow et al. (2014): k D steps per G step.
+    """One epoch of Algorithm 1 of Goodfellow et al. (2014) for every seed: k D steps per G step.
 
     Two cost-free rewrites of the textbook step (see ``benchmarks/``):
     - D sees the real and the generated batch as one batch of 2b rows: one forward and one
@@ -135,42 +238,48 @@ def _gan_epoch(st: TrainState, cfg: GANConfig, x: torch.Tensor, y: torch.Tensor,
       statistics (no batch norm), so the gradients equal the sum of the two separate passes.
     - G(z) is computed once: D's step sees it detached, G's step (same z, as in the
       pytorch/examples DCGAN loop) backpropagates through it after D's update.
+    Per-seed losses are summed before ``backward``: each seed's weights get their own gradient.
     """
     G, D = st.models["G"], st.models["D"]
     opt_g, opt_d = st.optimizers["G"], st.optimizers["D"]
     conditional = isinstance(cfg, ACGANConfig)
-    batches = _batches(len(x), cfg.batch_size, st.data_rng, x.device)
+    dev, S = x.device, st.n_seeds
+    batches = _batches(len(x), cfg.batch_size, st.data_rngs, dev)
     # Per-step values stay on the device and are read once per epoch: no host sync per step.
     d_keys = ["d_loss", "d_real", "d_fake"] + (["acc_real", "acc_fake"] if conditional else [])
     g_keys = ["g_loss"] + (["g_grad_norm"] if log_steps else [])
-    out = {k: torch.empty(len(batches), device=x.device) for k in d_keys}
-    out.update({k: torch.empty(len(batches) // cfg.k, device=x.device) for k in g_keys})
+    out = {k: torch.empty(len(batches), S, device=dev) for k in d_keys}
+    out.update({k: torch.empty(len(batches) // cfg.k, S, device=dev) for k in g_keys})
     for i, idx in enumerate(batches):
-        real, b = _rows(x, idx), len(idx)
-        z = torch.randn(b, cfg.z_dim, generator=st.noise_rng, device=x.device)
+        b = idx.shape[1]
+        real = _rows(x, idx)
+        z = _randn(st.noise_rngs, b, cfg.z_dim, device=dev)
         g_step = (i + 1) % cfg.k == 0
         with torch.set_grad_enabled(g_step):
             if conditional:
-                fake_labels = torch.randint(cfg.n_classes, (b,), generator=st.noise_rng, device=x.device)
+                fake_labels = torch.stack([torch.randint(cfg.n_classes, (b,), generator=g, device=dev)
+                                           for g in st.noise_rngs])
                 fake = G(z, fake_labels)
             else:
                 fake = G(z)
-        both = torch.cat([real, fake.detach()])
+        both = torch.cat([real, fake.detach()], dim=1)
         if conditional:
             src, cls = D(both)
-            labels = torch.cat([_rows(y, idx), fake_labels])
-            loss_d = losses.acgan_d_loss(src[:b], cls[:b], src[b:], cls[b:], labels[:b], fake_labels)
+            labels = torch.cat([_rows(y, idx), fake_labels], dim=1)
+            loss_d = losses.acgan_d_loss(src[:, :b], cls[:, :b], src[:, b:], cls[:, b:], labels[:, :b], fake_labels)
         else:
             src = D(both)
-            loss_d = losses.d_loss(src[:b], src[b:])
+            loss_d = losses.d_loss(src[:, :b], src[:, b:])
         opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
+        loss_d.sum().backward()
         opt_d.step()
         with torch.no_grad():
             out["d_loss"][i] = loss_d
-            out["d_real"][i], out["d_fake"][i] = torch.sigmoid(src).view(2, b).mean(1)
+            d_out = torch.sigmoid(src).view(S, 2, b).mean(-1)
+            out["d_real"][i], out["d_fake"][i] = d_out[:, 0], d_out[:, 1]
             if conditional:
-                out["acc_real"][i], out["acc_fake"][i] = (cls.argmax(1) == labels).float().view(2, b).mean(1)
+                acc = (cls.argmax(-1) == labels).float().view(S, 2, b).mean(-1)
+                out["acc_real"][i], out["acc_fake"][i] = acc[:, 0], acc[:, 1]
         if g_step:
             if conditional:
                 fs, fc = D(fake)
@@ -178,10 +287,10 @@ def _gan_epoch(st: TrainState, cfg: GANConfig, x: torch.Tensor, y: torch.Tensor,
             else:
                 loss_g = losses.g_loss(D(fake), cfg.saturating)
             opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            if log_steps:
-                grads = [p.grad for p in G.parameters() if p.grad is not None]
-                out["g_grad_norm"][i // cfg.k] = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+            loss_g.sum().backward()
+            if log_steps:  # each seed's gradient norm over all of G's parameters
+                sq = sum(p.grad.reshape(S, -1).pow(2).sum(1) for p in G.parameters() if p.grad is not None)
+                out["g_grad_norm"][i // cfg.k] = sq.sqrt()
             opt_g.step()
             out["g_loss"][i // cfg.k] = loss_g.detach()
     return out
@@ -189,28 +298,49 @@ def _gan_epoch(st: TrainState, cfg: GANConfig, x: torch.Tensor, y: torch.Tensor,
 
 def _vae_epoch(st: TrainState, cfg: VAEConfig, x: torch.Tensor, y: torch.Tensor, log_steps: bool) -> StepLog:
     vae, opt = st.models["vae"], st.optimizers["vae"]
-    batches = _batches(len(x), cfg.batch_size, st.data_rng, x.device)
-    out = {k: torch.empty(len(batches), device=x.device) for k in ("loss", "rec", "kl")}
+    dev, S = x.device, st.n_seeds
+    batches = _batches(len(x), cfg.batch_size, st.data_rngs, dev)
+    out = {k: torch.empty(len(batches), S, device=dev) for k in ("loss", "rec", "kl")}
     for i, idx in enumerate(batches):
-        xb = binarize(_rows(x, idx), st.noise_rng)  # a fresh binarisation every time an image is drawn
-        eps = torch.randn(len(idx), cfg.z_dim, generator=st.noise_rng, device=x.device)
+        rows = _rows(x, idx)
+        # a fresh binarisation every time an image is drawn, from the seed's own generator
+        xb = torch.stack([binarize(rows[s], g) for s, g in enumerate(st.noise_rngs)])
+        eps = _randn(st.noise_rngs, idx.shape[1], cfg.z_dim, device=dev)
         logits, mu, logvar = vae(xb, eps)
         rec, kl = losses.elbo_terms(logits, xb, mu, logvar)
-        loss = (kl - rec).mean()  # negative ELBO, nats per image
+        loss = (kl - rec).mean(-1)  # negative ELBO per seed, nats per image
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.sum().backward()
         opt.step()
-        out["loss"][i], out["rec"][i], out["kl"][i] = loss.detach(), rec.detach().mean(), kl.detach().mean()
+        out["loss"][i], out["rec"][i], out["kl"][i] = loss.detach(), rec.detach().mean(-1), kl.detach().mean(-1)
     return out
+
+
+def random_shift(x: torch.Tensor, max_shift: int, rng: torch.Generator) -> torch.Tensor:
+    """Each image (N, 784) moved by its own random (dy, dx) in [-max_shift, max_shift]^2, zero-filled."""
+    if max_shift == 0:
+        return x
+    n, s = len(x), max_shift
+    padded = F.pad(x.view(n, 28, 28), (s, s, s, s))
+    dy, dx = (torch.randint(0, 2 * s + 1, (2, n, 1), generator=rng).to(x.device))
+    rows = (torch.arange(28, device=x.device) + dy).unsqueeze(-1).expand(n, 28, 28 + 2 * s)
+    cols = (torch.arange(28, device=x.device) + dx).unsqueeze(1).expand(n, 28, 28)
+    return padded.gather(1, rows).gather(2, cols).reshape(n, 784)
 
 
 def _classifier_epoch(st: TrainState, cfg: ClassifierConfig, x: torch.Tensor, y: torch.Tensor,
                       log_steps: bool) -> StepLog:
+    """One epoch of cross-entropy training with random shifts; the learning rate halves after
+    every third of the epochs (a step schedule: the last epochs refine at a quarter of it)."""
     net, opt = st.models["net"], st.optimizers["net"]
-    batches = _batches(len(x), cfg.batch_size, st.data_rng, x.device)
-    out = {k: torch.empty(len(batches), device=x.device) for k in ("loss", "acc")}
+    for group in opt.param_groups:
+        group["lr"] = cfg.lr * 0.5 ** (3 * st.epoch // cfg.epochs)
+    batches = _batches(len(x), cfg.batch_size, st.data_rngs, x.device)
+    out = {k: torch.empty(len(batches), 1, device=x.device) for k in ("loss", "acc")}
     for i, idx in enumerate(batches):
-        xb, yb = _rows(x, idx), _rows(y, idx)
+        idx = idx[0]
+        xb = random_shift(torch.index_select(x, 0, idx), cfg.shift, st.data_rngs[0])
+        yb = torch.index_select(y, 0, idx)
         logits = net(xb)
         loss = F.cross_entropy(logits, yb)
         opt.zero_grad(set_to_none=True)
@@ -234,15 +364,15 @@ def fixed_noise(n: int, z_dim: int, device: torch.device, seed: int = SNAPSHOT_S
 
 
 @torch.no_grad()
-def snapshot(st: TrainState, cfg: GANConfig) -> torch.Tensor:
-    """G's output on fixed noise (digits 0-9 for the AC-GAN) as uint8 (SNAPSHOT_N, 784), on CPU."""
-    G = st.models["G"]
-    z = fixed_noise(SNAPSHOT_N, cfg.z_dim, st.device)
+def snapshot(st: TrainState, cfg: GANConfig) -> list[torch.Tensor]:
+    """Every seed's G on the same fixed noise (digits 0-9 for the AC-GAN): uint8 (SNAPSHOT_N, 784) each."""
+    G, S = st.models["G"], st.n_seeds
+    z = fixed_noise(SNAPSHOT_N, cfg.z_dim, st.device).expand(S, -1, -1)
     if isinstance(cfg, ACGANConfig):
-        x = G(z, torch.arange(SNAPSHOT_N, device=st.device) % cfg.n_classes)
+        x = G(z, (torch.arange(SNAPSHOT_N, device=st.device) % cfg.n_classes).expand(S, -1))
     else:
         x = G(z)
-    return to_uint8(x)
+    return [to_uint8(x[s]) for s in range(S)]
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
@@ -251,16 +381,28 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
 
 
 EpochCallback = Callable[[TrainState], None]
+# evaluate(st) -> one dict of extra history values per seed of st (or None to skip this epoch)
+Evaluator = Callable[[TrainState], "list[dict[str, float]] | None"]
+
+
+def _first_bad_step(steps: StepLog, s: int) -> tuple[str, int, int] | None:
+    for k, v in steps.items():
+        col = v[:, s]
+        if not torch.isfinite(col).all():
+            return k, int((~torch.isfinite(col)).nonzero()[0]) + 1, len(col)
+    return None
 
 
 def train(cfg: TrainConfig, st: TrainState, data: MNISTTensors, *,
-          evaluate: Callable[[TrainState], dict[str, float]] | None = None,
-          on_epoch_end: EpochCallback | None = None, log_steps: bool = False,
-          progress: bool | None = None) -> TrainState:
-    """Train ``st`` from epoch ``st.epoch`` to ``cfg.epochs``.
+          evaluate: Evaluator | None = None, on_epoch_end: EpochCallback | None = None,
+          log_steps: bool = False, progress: bool | None = None) -> TrainState:
+    """Train every seed of ``st`` from epoch ``st.epoch`` to ``cfg.epochs``; return the final state.
 
-    After each epoch: one history row (means of the per-step values, plus ``evaluate(st)`` if
-    given, plus the epoch's wall time), a NaN/inf check, then ``on_epoch_end(st)``.
+    After each epoch, per seed: one history row (means of the per-step values, plus
+    ``evaluate(st)`` if given, plus the epoch's wall time for the whole batch), a NaN/inf check,
+    then ``on_epoch_end(st)``. A seed whose loss became non-finite leaves the batch (its last good
+    checkpoint is the previous epoch; ``st.failed`` says why) and the others go on; the returned
+    state holds the seeds that finished. If every seed fails, TrainingDiverged is raised.
     ``log_steps`` also keeps every step's values in ``row["steps"]``. ``progress=None`` shows a
     bar only on a terminal (a notebook rendered into the book stays clean).
     """
@@ -269,30 +411,50 @@ def train(cfg: TrainConfig, st: TrainState, data: MNISTTensors, *,
     step_fn = EPOCHS[cfg.model]
     for m in st.models.values():
         m.train()
+    seeds = ", ".join(map(str, st.seeds))
     bar = tqdm(range(st.epoch, cfg.epochs), initial=st.epoch, total=cfg.epochs,
-               desc=f"{cfg.model} seed {cfg.seed}", unit="epoch", disable=None if progress is None else not progress)
+               desc=f"{cfg.model} seed{'s' if st.n_seeds > 1 else ''} {seeds}", unit="epoch",
+               disable=None if progress is None else not progress)
     for epoch in bar:
         t0 = time.perf_counter()
         steps = {k: v.cpu() for k, v in step_fn(st, cfg, x, y, log_steps).items()}
-        for k, v in steps.items():
-            if not torch.isfinite(v).all():
-                first = int((~torch.isfinite(v)).nonzero()[0])
-                raise TrainingDiverged(f"{cfg.model}: non-finite {k} at epoch {epoch + 1}, step {first + 1} "
-                                       f"of {len(v)}; the last good checkpoint is epoch {st.epoch}")
-        row: dict[str, Any] = {"epoch": epoch + 1}
-        row.update({k: float(v.mean()) for k, v in steps.items()})
-        if log_steps:
-            row["steps"] = {k: v.tolist() for k, v in steps.items()}
+        bad = {}
+        for s, seed in enumerate(st.seeds):
+            if (where := _first_bad_step(steps, s)) is not None:
+                k, step, n = where
+                bad[s] = (f"{cfg.model} seed {seed}: non-finite {k} at epoch {epoch + 1}, step {step} of {n}; "
+                          f"the last good checkpoint is epoch {st.epoch}")
+        if bad:
+            st.failed.update({st.seeds[s]: msg for s, msg in bad.items()})
+            if len(bad) == st.n_seeds:
+                bar.close()
+                raise TrainingDiverged("; ".join(st.failed.values()))
+            keep = [s for s in range(st.n_seeds) if s not in bad]
+            st = st.select(keep)  # the others' post-epoch weights are good: they go on without it
+            steps = {k: v[:, keep] for k, v in steps.items()}
+        rows: list[dict[str, Any]] = []
+        for s in range(st.n_seeds):
+            row: dict[str, Any] = {"epoch": epoch + 1}
+            row.update({k: float(v[:, s].mean()) for k, v in steps.items()})
+            if log_steps:
+                row["steps"] = {k: v[:, s].tolist() for k, v in steps.items()}
+            rows.append(row)
         if evaluate is not None:
-            row.update(evaluate(st))
+            st.epoch = epoch + 1  # evaluators may ask which epoch they see
+            extra = evaluate(st)
+            for row, e in zip(rows, extra or [{}] * len(rows)):
+                row.update(e)
             for m in st.models.values():
                 m.train()
-        row["seconds"] = time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
         if cfg.model in ("gan", "acgan"):
-            st.snapshots.append(snapshot(st, cfg))
+            for shots, shot in zip(st.snapshots, snapshot(st, cfg)):
+                shots.append(shot)
         st.epoch = epoch + 1
-        st.history.append(row)
-        bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k not in ("epoch", "steps", "seconds")})
+        for hist, row in zip(st.histories, rows):
+            row["seconds"] = seconds
+            hist.append(row)
+        bar.set_postfix({k: f"{v:.3g}" for k, v in rows[0].items() if k not in ("epoch", "steps", "seconds")})
         if on_epoch_end is not None:
             on_epoch_end(st)
     bar.close()
@@ -308,25 +470,32 @@ def binarized_test_set(test: MNISTTensors, device: torch.device, n: int | None =
 
 
 @torch.no_grad()
-def vae_test_metrics(st: TrainState, test: MNISTTensors, device: torch.device, batch_size: int = 2000) -> dict[str, float]:
-    """Test ELBO and its two terms (nats per image) on the fixed binarised test set."""
-    vae = st.models["vae"].eval()
+def vae_test_metrics(st: TrainState, test: MNISTTensors, device: torch.device,
+                     batch_size: int = 2000) -> list[dict[str, float]]:
+    """Every seed's test ELBO and its two terms (nats per image) on the fixed binarised test set.
+
+    All seeds see the same binarisation and the same noise, so their values compare directly.
+    """
+    vae, S = st.models["vae"].eval(), st.n_seeds
     xb = binarized_test_set(test, device)
     g = torch.Generator(device=device).manual_seed(TEST_BINARIZATION_SEED)
-    rec_sum = kl_sum = 0.0
+    rec_sum = torch.zeros(S, dtype=torch.float64)
+    kl_sum = torch.zeros(S, dtype=torch.float64)
     for chunk in xb.split(batch_size):
         eps = torch.randn(len(chunk), vae.z_dim, generator=g, device=device)
-        logits, mu, logvar = vae(chunk, eps)
-        rec, kl = losses.elbo_terms(logits, chunk, mu, logvar)
-        rec_sum += float(rec.sum())
-        kl_sum += float(kl.sum())
+        xs = chunk.expand(S, -1, -1)
+        logits, mu, logvar = vae(xs, eps.expand(S, -1, -1))
+        rec, kl = losses.elbo_terms(logits, xs, mu, logvar)
+        rec_sum += rec.sum(-1).double().cpu()
+        kl_sum += kl.sum(-1).double().cpu()
     n = len(xb)
-    return {"test_elbo": (rec_sum - kl_sum) / n, "test_rec": rec_sum / n, "test_kl": kl_sum / n}
+    return [{"test_elbo": float(r - k) / n, "test_rec": float(r) / n, "test_kl": float(k) / n}
+            for r, k in zip(rec_sum, kl_sum)]
 
 
 @torch.no_grad()
-def classifier_test_metrics(st: TrainState, test: MNISTTensors, device: torch.device) -> dict[str, float]:
+def classifier_test_metrics(st: TrainState, test: MNISTTensors, device: torch.device) -> list[dict[str, float]]:
     net = st.models["net"].eval()
     x, y = to_unit(test.images).to(device), test.labels.to(device)
     correct = sum(int((net(xc).argmax(1) == yc).sum()) for xc, yc in zip(x.split(2000), y.split(2000)))
-    return {"test_acc": correct / len(y)}
+    return [{"test_acc": correct / len(y)}]

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from .gan import mlp_trunk
+from .seeded import SeedEmbedding, SeedLinear
 
 
 class ConditionalGenerator(nn.Module):
@@ -18,11 +19,12 @@ class ConditionalGenerator(nn.Module):
     chapter). A learned embedding also gives a continuous path between two digits.
     """
 
-    def __init__(self, z_dim: int = 64, hidden: int = 256, n_classes: int = 10, n_out: int = 784) -> None:
+    def __init__(self, z_dim: int = 64, hidden: int = 256, n_classes: int = 10, n_out: int = 784,
+                 seeds: int = 1) -> None:
         super().__init__()
         self.z_dim, self.n_classes = z_dim, n_classes
-        self.embed = nn.Embedding(n_classes, z_dim)
-        self.net = nn.Sequential(mlp_trunk(z_dim, hidden), nn.Linear(hidden, n_out), nn.Tanh())
+        self.embed = SeedEmbedding(n_classes, z_dim, seeds)
+        self.net = nn.Sequential(mlp_trunk(z_dim, hidden, seeds), SeedLinear(hidden, n_out, seeds), nn.Tanh())
 
     def forward_embedded(self, z: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         return self.net(z * e)
@@ -37,11 +39,11 @@ class ACDiscriminator(nn.Module):
     The class head outputs logits; cross-entropy applies the (log-)softmax once.
     """
 
-    def __init__(self, hidden: int = 256, n_classes: int = 10, n_in: int = 784) -> None:
+    def __init__(self, hidden: int = 256, n_classes: int = 10, n_in: int = 784, seeds: int = 1) -> None:
         super().__init__()
-        self.trunk = mlp_trunk(n_in, hidden)
-        self.source = nn.Linear(hidden, 1)
-        self.classes = nn.Linear(hidden, n_classes)
+        self.trunk = mlp_trunk(n_in, hidden, seeds)
+        self.source = SeedLinear(hidden, 1, seeds)
+        self.classes = SeedLinear(hidden, n_classes, seeds)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.trunk(x)

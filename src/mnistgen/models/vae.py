@@ -5,15 +5,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .seeded import SeedLinear
+
 
 class VAE(nn.Module):
-    def __init__(self, z_dim: int = 20, hidden: int = 400, n_in: int = 784) -> None:
+    def __init__(self, z_dim: int = 20, hidden: int = 400, n_in: int = 784, seeds: int = 1) -> None:
         super().__init__()
         self.z_dim = z_dim
-        self.enc = nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU())
-        self.enc_mu = nn.Linear(hidden, z_dim)
-        self.enc_logvar = nn.Linear(hidden, z_dim)
-        self.dec = nn.Sequential(nn.Linear(z_dim, hidden), nn.ReLU(), nn.Linear(hidden, n_in))
+        self.enc = nn.Sequential(SeedLinear(n_in, hidden, seeds), nn.ReLU())
+        self.enc_mu = SeedLinear(hidden, z_dim, seeds)
+        self.enc_logvar = SeedLinear(hidden, z_dim, seeds)
+        self.dec = nn.Sequential(SeedLinear(z_dim, hidden, seeds), nn.ReLU(), SeedLinear(hidden, n_in, seeds))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z|x) = N(mu, diag(exp(logvar)))."""
