@@ -70,8 +70,10 @@ from mnistgen.train import fixed_noise
 
 params = dict(epochs=epochs, batch_size=batch_size, lr=lr, z_dim=z_dim, device=device)
 ev = make_config("evaluation", profile, seeds=seeds, nll_k=nll_k, nll_images=nll_images, device=device)
-runs = evaluate.model_runs("vae", profile, ev, **params)
+# d = 2 first: the evaluation chapter, rendered beside this one, needs only the main model and
+# trains it meanwhile if it gets there first (the run's lock makes the other process wait).
 runs2 = evaluate.model_runs("vae", profile, ev, **{**params, "z_dim": 2})
+runs = evaluate.model_runs("vae", profile, ev, **params)
 run, run2, cfg = runs[0], runs2[0], runs[0].cfg
 vae, vae2 = run.models["vae"], run2.models["vae"]
 test = load_mnist(DATA_ROOT, train=False)

@@ -74,20 +74,28 @@ names = list(judges)
 first = judges[names[0]]
 sweep, choice = evaluate.gan_sweep(profile, ev, first)
 runs = {"gan": next(r["runs"] for r in sweep if (r["beta1"], r["batch_size"]) == (choice["beta1"], choice["batch_size"])),
-        "acgan": evaluate.model_runs("acgan", profile, ev, first),
-        "vae": evaluate.model_runs("vae", profile, ev)}
+        "acgan": evaluate.model_runs("acgan", profile, ev, first)}
+
+
+def judged(rs):  # every seed x every yardstick (Parzen and NLL do not depend on the classifier)
+    return {name: [evaluate.sample_metrics(r, ev, clf, parzen=(name == names[0])) for r in rs]
+            for name, clf in judges.items()}
+
+
+# The GANs are judged first: rendered beside the VAE chapter, this one measures them while the
+# VAE trains, then waits for the VAE's runs.
+by_judge = {m: judged(rs) for m, rs in runs.items()}
+real = {name: evaluate.real_metrics(ev, clf) for name, clf in judges.items()}
+runs["vae"] = evaluate.model_runs("vae", profile, ev)
+by_judge["vae"] = judged(runs["vae"])
 display(Markdown(report.provenance("evaluation", profile, dict(seeds=seeds, n_samples=n_samples, nll_k=nll_k,
                                                                 nll_images=nll_images, device=device),
                                    list(judges.values()) + [r for rs in runs.values() for r in rs])))
 
 # %% tags=["hide-input"]
-# every model x every seed x every yardstick (Parzen and NLL do not depend on the classifier)
-by_judge = {m: {name: [evaluate.sample_metrics(r, ev, clf, parzen=(name == names[0])) for r in rs]
-                for name, clf in judges.items()} for m, rs in runs.items()}
 for row, r in zip(by_judge["vae"][names[0]], runs["vae"]):
     row.update(evaluate.vae_nll(r, ev))
 summary = {m: evaluate.summarize(m, list(ev.seeds), by_judge[m][names[0]], by_judge[m]) for m in runs}
-real = {name: evaluate.real_metrics(ev, clf) for name, clf in judges.items()}
 real_keys = ("fid", "inception_score", "test_inception_score", "parzen_ll", "parzen_se")
 results = {
     "profile": profile, "seeds": list(ev.seeds), "yardsticks": names,

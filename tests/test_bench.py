@@ -10,6 +10,8 @@ def test_bench_writes_both_sides_and_ratios(tmp_path, data_root):
     throughput.main(["--steps", "3", "--repeats", "1", "--device", "cpu", "--out", str(out)])
     r = json.loads(out.read_text())
     assert r["peak_gflops"] > 0 and "machine" in r
+    # the peak is the best of measurements interleaved with the timings (once before, once per repeat)
+    assert len(r["peak_measurements_gflops"]) == 1 + 3 and r["peak_gflops"] == max(r["peak_measurements_gflops"])
     for model in ("gan", "vae", "acgan"):
         m = r[model]
         assert m["ours_img_s"] > 0 and m["textbook_img_s"] > 0

@@ -410,3 +410,21 @@ def test_a_seed_computes_the_same_bits_whatever_seeds_share_its_batch(mnist_trai
             assert torch.equal(p[0], q[0])
             assert not torch.equal(p[1], q[1])
     assert a.histories[0] == [{**r, "seconds": a.histories[0][j]["seconds"]} for j, r in enumerate(b.histories[0])]
+
+
+def test_a_run_another_process_holds_is_reported_busy_when_asked_not_to_wait(tmp_path, data_root):
+    cfg = make_config("gan", **TINY)
+    path = runs.results_dir("t", tmp_path) / "runs" / runs.run_id(cfg)
+    with runs.exclusive(path / ".lock", path.name):  # as if another process were training it
+        script = textwrap.dedent(f"""
+            from mnistgen import runs
+            from mnistgen.config import make_config
+            try:
+                runs.get_runs(make_config("gan", **{TINY!r}), "t", results_root={str(tmp_path)!r},
+                              data_root={str(data_root)!r}, wait=False)
+            except runs.RunBusy as e:
+                print("busy:", e)
+        """)
+        r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("busy: another process is working on " + path.name), r.stderr
+    assert not (path / "checkpoint.pt").exists()

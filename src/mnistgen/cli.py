@@ -17,7 +17,6 @@ import ast
 import dataclasses
 import logging
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -117,7 +116,7 @@ def cmd_render(args: argparse.Namespace) -> None:
         for ch in chapters:
             render(ch, args.profile, params, out_dir)
     else:
-        render_parallel(chapters, args.profile, out_dir, args.jobs)
+        render_parallel(chapters, args.profile, out_dir, args.jobs, args.scheduler)
 
 
 # Longest chapters first so the two workers finish together; the evaluation chapter, which reads
@@ -125,31 +124,40 @@ def cmd_render(args: argparse.Namespace) -> None:
 PARALLEL_ORDER = ("gan", "acgan", "gan_objective", "vae", "evaluation")
 
 
-def render_parallel(chapters: list[str], profile: str, out_dir: Path, jobs: int) -> None:
-    """Render chapters ``jobs`` at a time, each in its own process with cores/jobs torch threads.
+def render_parallel(chapters: list[str], profile: str, out_dir: Path, jobs: int, scheduler: str | None = None) -> None:
+    """Render chapters as tasks of a Dask cluster (``executor``): by default ``jobs`` local worker
+    processes, each rendering one chapter at a time with cores/jobs torch threads.
 
     On 2 CPU cores two single-threaded trainings together do ~1.5x the work of one
     two-threaded training (measured: small matrix products scale poorly across threads), so
     this is the faster way to build a whole book on a small CPU machine.
     """
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    from . import executor
+
     queue = sorted(chapters, key=PARALLEL_ORDER.index)
-    running: list[tuple[str, subprocess.Popen]] = []
-    failed: list[str] = []
-    while queue or running:
-        while queue and len(running) < jobs:
-            ch = queue.pop(0)
-            cmd = [sys.executable, "-m", "mnistgen", "render", ch, "--profile", profile, "--out", str(out_dir)]
-            running.append((ch, subprocess.Popen(cmd, env=env)))
-        time.sleep(0.5)
-        for ch, proc in list(running):
-            if proc.poll() is not None:
-                running.remove((ch, proc))
-                if proc.returncode != 0:
-                    failed.append(ch)
-    if failed:
-        raise UsageError(f"chapter(s) {failed} failed; their errors are printed above")
+    tasks = {f"render {ch}": (_render_task, (ch, profile, str(out_dir))) for ch in queue}
+    try:
+        with executor.cluster(jobs, scheduler) as client:
+            executor.run(client, tasks, f"{profile}: chapters", progress=False)
+    except executor.ClusterError as e:
+        failed = [ch for ch in queue if f"'render {ch}'" in str(e)]
+        raise UsageError(f"chapter(s) {failed} failed:\n{e}" if failed else str(e)) from None
+
+
+def _render_task(chapter: str, profile: str, out_dir: str) -> str:
+    """One chapter, in a Dask worker: papermill's kernel inherits the worker's thread settings."""
+    return str(render(chapter, profile, {}, Path(out_dir)))
+
+
+def _check_writable(root: Path) -> None:
+    """Refuse a results folder that cannot be written before any task starts (nothing half-written)."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise UsageError(f"the results folder {root} cannot be written ({e}); set MNISTGEN_RESULTS to a "
+                         "folder every worker can write") from None
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -160,9 +168,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.model == "all":
         if params or args.retrain:
             raise UsageError("'train all' takes the profile's settings; -p and --retrain apply to one model")
-        for label, runs in evaluate.train_profile(args.profile, make_config("evaluation", args.profile)).items():
-            for run in runs:
-                print(f"{label}: {run.summary()}")
+        results_root = Path(os.environ.get("MNISTGEN_RESULTS", REPO_DIR / "results"))
+        _check_writable(results_root)
+        for label, summaries in evaluate.train_profile(args.profile, args.jobs, args.scheduler).items():
+            for line in summaries:
+                print(f"{label}: {line}")
         return
     seeds = params.pop("seeds", None)
     cfg = make_config(args.model, args.profile, **params)
@@ -191,7 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"), help="override a parameter")
     r.add_argument("--out", help="output folder (default book/generated)")
     r.add_argument("--jobs", type=int, default=1, choices=range(1, 9), metavar="N",
-                   help="with 'all': render N chapters at a time, each with cores/N torch threads")
+                   help="with 'all': render N chapters at a time (Dask workers), each with cores/N torch threads")
+    r.add_argument("--scheduler", help="address of a Dask scheduler to render on (default: $MNISTGEN_SCHEDULER, "
+                   "else a LocalCluster of N workers)")
     r.set_defaults(func=cmd_render)
     t = sub.add_parser("train", help="train (or resume, or reuse) runs: one model's seeds, or every run of a profile")
     t.add_argument("model", choices=sorted(m for m in CONFIGS if m not in ("evaluation", "gan_sweep")) + ["all"],
@@ -199,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--profile", default="quick", choices=profiles)
     t.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"), help="override a parameter")
     t.add_argument("--retrain", action="store_true", help="discard an existing run directory's checkpoint")
+    t.add_argument("--jobs", type=int, default=2, choices=range(1, 65), metavar="N",
+                   help="with 'all': local Dask workers (default 2), each with cores/N torch threads")
+    t.add_argument("--scheduler", help="with 'all': address of a Dask scheduler (default: $MNISTGEN_SCHEDULER, "
+                   "else a LocalCluster)")
     t.set_defaults(func=cmd_train)
     d = sub.add_parser("data", help="fetch and verify MNIST")
     d.add_argument("--root", default=str(DATA_ROOT))
@@ -221,7 +237,9 @@ def main(argv: list[str] | None = None) -> None:
         from .runs import CheckpointError
         from .train import DeviceError, TrainingDiverged
 
-        if isinstance(e, (DataError, CheckpointError, DeviceError, TrainingDiverged)):
+        from .executor import ClusterError
+
+        if isinstance(e, (DataError, CheckpointError, DeviceError, TrainingDiverged, ClusterError)):
             sys.exit(f"error: {e}")
         if type(e).__name__ == "PapermillExecutionError":
             sys.exit(f"error: the notebook failed: {getattr(e, 'ename', '')}: {getattr(e, 'evalue', e)}")

@@ -20,7 +20,8 @@ from . import metrics
 from .metrics import classify
 from .config import EvalConfig, make_config
 from .data import MNISTTensors, load_mnist, to_unit
-from .runs import DATA_ROOT, RESULTS_ROOT, Run, atomic_write_bytes, atomic_write_json, exclusive, get_run, get_runs
+from .runs import (DATA_ROOT, RESULTS_ROOT, Run, RunBusy, atomic_write_bytes, atomic_write_json, exclusive, get_run,
+                   get_runs)
 from .train import binarized_test_set, to_uint8
 
 EVAL_SEED = 31337  # the noise behind every model's judged samples
@@ -32,14 +33,28 @@ def classifier_run(profile: str, arch: str = "lenet", device: str | None = None,
 
 
 def yardsticks(profile: str, ev: EvalConfig, **kw: Any) -> dict[str, Run]:
-    """Every classifier that judges samples, by architecture name; the first is the main one."""
-    return {arch: classifier_run(profile, arch, ev.device, **kw) for arch in ev.yardsticks}
+    """Every classifier that judges samples, by architecture name; the first is the main one.
+
+    One another process is training is left for last (this process trains the others meanwhile).
+    The first pass goes from the last yardstick to the first: the first (the judge during GAN
+    training) is the one another chapter is most likely waiting for, so it is left to that one.
+    """
+    done: dict[str, Run] = {}
+    for wait in (False, True):
+        for arch in (reversed(ev.yardsticks) if not wait else ev.yardsticks):
+            if arch not in done:
+                try:
+                    done[arch] = classifier_run(profile, arch, ev.device, wait=wait, **kw)
+                except RunBusy:
+                    continue
+    return {arch: done[arch] for arch in ev.yardsticks}
 
 
-def model_runs(model: str, profile: str, ev: EvalConfig, judge: Run | None = None, **overrides: Any) -> list[Run]:
+def model_runs(model: str, profile: str, ev: EvalConfig, judge: Run | None = None, wait: bool = True,
+               **overrides: Any) -> list[Run]:
     """One finished run per seed of ``ev.seeds`` (trained together where they are missing)."""
     cfg = make_config(model, profile, **{**overrides, "device": overrides.get("device") or ev.device})
-    return get_runs(cfg, profile, list(ev.seeds), judge=judge)
+    return get_runs(cfg, profile, list(ev.seeds), judge=judge, wait=wait)
 
 
 def gan_sweep(profile: str, ev: EvalConfig, judge: Run, beta1s: Any = None, batch_sizes: Any = None,
@@ -52,16 +67,27 @@ def gan_sweep(profile: str, ev: EvalConfig, judge: Run, beta1s: Any = None, batc
     ``overrides`` (e.g. epochs) apply to every setting's GAN configuration.
     """
     sweep = make_config("gan_sweep", profile, beta1s=beta1s, batch_sizes=batch_sizes)
+    settings = [(b1, bs) for b1 in sweep.beta1s for bs in sweep.batch_sizes]
+    done: dict[tuple[float, int], list[Run]] = {}
+    # Settings another process is training (chapters render in parallel) are left for later:
+    # this process trains the others meanwhile, then waits only for what is still running.
+    for wait in (False, True):
+        for beta1, batch_size in settings:
+            if (beta1, batch_size) not in done:
+                try:
+                    done[beta1, batch_size] = model_runs("gan", profile, ev, judge, wait=wait,
+                                                         **{**overrides, "beta1": beta1, "batch_size": batch_size})
+                except RunBusy:
+                    continue
     rows = []
-    for beta1 in sweep.beta1s:
-        for batch_size in sweep.batch_sizes:
-            runs = model_runs("gan", profile, ev, judge, **{**overrides, "beta1": beta1, "batch_size": batch_size})
-            finals = [r.history[-1] for r in runs]
-            row: dict[str, Any] = {"beta1": beta1, "batch_size": batch_size, "epochs": runs[0].cfg.epochs,
-                                   "seeds": list(ev.seeds), "runs": runs}
-            for key in ("fid", "inception_score", "top_class_share"):
-                row.update(mean_sd(key, [f[key] for f in finals]))
-            rows.append(row)
+    for beta1, batch_size in settings:
+        runs = done[beta1, batch_size]
+        finals = [r.history[-1] for r in runs]
+        row: dict[str, Any] = {"beta1": beta1, "batch_size": batch_size, "epochs": runs[0].cfg.epochs,
+                               "seeds": list(ev.seeds), "runs": runs}
+        for key in ("fid", "inception_score", "top_class_share"):
+            row.update(mean_sd(key, [f[key] for f in finals]))
+        rows.append(row)
     best = min(rows, key=lambda r: r["fid"])
     return rows, {"beta1": best["beta1"], "batch_size": best["batch_size"],
                   "rule": "lowest mean final FID (first yardstick) over seeds"}
@@ -257,33 +283,48 @@ def nearest_neighbours(queries: torch.Tensor, pool: torch.Tensor, k: int = 1, ba
     return best_i
 
 
-def train_profile(profile: str, ev: EvalConfig, progress: bool = True) -> dict[str, list[Run]]:
-    """Train (or reuse, or resume) every run the book of ``profile`` judges, without rendering.
-
-    For a GPU machine or a cluster node: it fills ``results/<profile>/runs`` and a machine with
-    the book's toolchain renders from there without retraining (run ids ignore the device).
-    The objective chapter's two-epoch runs are not included (seconds; the chapter trains them).
-    One progress bar counts the groups of runs (each group: one configuration, all seeds) with
-    an ETA; each group shows its own bar over epochs.
-    """
-    from tqdm import tqdm
-
-    judges: dict[str, Run] = {}
+def profile_groups(profile: str, ev: EvalConfig) -> dict[str, dict[str, Any]]:
+    """Every group of runs (one configuration, all seeds) the book of ``profile`` judges, by name:
+    the keyword overrides of its configuration. The objective chapter's two-epoch runs are not
+    included (seconds; the chapter trains them)."""
+    groups: dict[str, dict[str, Any]] = {f"classifier arch={a}": {"model": "classifier", "arch": a}
+                                         for a in ev.yardsticks}
     sweep = make_config("gan_sweep", profile)
-    steps: list[tuple[str, Any]] = [(f"yardstick {a}", lambda a=a: judges.setdefault(a, classifier_run(
-        profile, a, ev.device, progress=progress))) for a in ev.yardsticks]
-    first = lambda: judges[ev.yardsticks[0]]  # noqa: E731 - trained by the first step
     for beta1 in sweep.beta1s:
         for batch_size in sweep.batch_sizes:
-            steps.append((f"gan beta1={beta1} batch={batch_size}", lambda b1=beta1, bs=batch_size: model_runs(
-                "gan", profile, ev, first(), beta1=b1, batch_size=bs)))
-    steps += [("acgan", lambda: model_runs("acgan", profile, ev, first())),
-              ("vae", lambda: model_runs("vae", profile, ev)),
-              ("vae d=2", lambda: model_runs("vae", profile, ev, z_dim=2))]
-    out: dict[str, list[Run]] = {}
-    bar = tqdm(steps, desc=f"{profile}: groups of runs", unit="group", disable=not progress)
-    for label, train_group in bar:
-        bar.set_postfix_str(label)
-        result = train_group()
-        out[label] = result if isinstance(result, list) else [result]
-    return out
+            groups[f"gan beta1={beta1} batch_size={batch_size}"] = {"model": "gan", "beta1": beta1,
+                                                                    "batch_size": batch_size}
+    groups["acgan"] = {"model": "acgan"}
+    groups["vae"] = {"model": "vae"}
+    groups["vae z_dim=2"] = {"model": "vae", "z_dim": 2}
+    return groups
+
+
+def train_group(profile: str, group: dict[str, Any], progress: bool = False) -> list[str]:
+    """Train (or reuse, or resume) one group of ``profile_groups``; returns each run's summary.
+
+    A Dask task: it takes and returns plain values, and resolves the judge itself (cached)."""
+    ev = make_config("evaluation", profile)
+    overrides = {k: v for k, v in group.items() if k != "model"}
+    if group["model"] == "classifier":
+        return [classifier_run(profile, overrides["arch"], ev.device, progress=progress).summary()]
+    cfg = make_config(group["model"], profile, **overrides)
+    judge = classifier_run(profile, ev.yardsticks[0], ev.device) if getattr(cfg, "quality_every", 0) else None
+    return [r.summary() for r in get_runs(dataclasses.replace(cfg, device=ev.device), profile, list(ev.seeds),
+                                          judge=judge, progress=progress)]
+
+
+def train_profile(profile: str, jobs: int = 2, scheduler: str | None = None, progress: bool = True) -> dict[str, list[str]]:
+    """Every run the book of ``profile`` judges, trained as tasks of a Dask cluster (``executor``),
+    without rendering: for a GPU machine or a cluster. A machine with the book's toolchain then
+    renders from ``results/`` without retraining (run ids ignore the device). The GAN-family
+    groups start once the first yardstick (their judge during training) is trained."""
+    from . import executor
+
+    ev = make_config("evaluation", profile)
+    groups = profile_groups(profile, ev)
+    judge = f"classifier arch={ev.yardsticks[0]}"
+    tasks = {name: (train_group, (profile, group)) for name, group in groups.items()}
+    depends = {name: judge for name, group in groups.items() if group["model"] in ("gan", "acgan")}
+    with executor.cluster(jobs, scheduler) as client:
+        return executor.run(client, tasks, f"{profile}: groups of runs", progress, depends)

@@ -150,7 +150,7 @@ QUALITY_PANELS = (("fid", "FID (first yardstick) ↓"), ("inception_score", "Inc
 def quality_curves(groups: dict[str, Sequence[History]], title: str = "") -> plt.Figure:
     """Sample quality recorded during training: FID, Inception Score and the most frequent digit's
     share (0.1 when balanced; a rise is a collapse), every seed of every group (e.g. a setting)."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for j, (label, histories) in enumerate(groups.items()):
         for ax, (key, _) in zip(axes, QUALITY_PANELS):

@@ -230,8 +230,12 @@ def _epoch_evaluator(cfg: TrainConfig, test: MNISTTensors, device: torch.device,
     return None
 
 
+class RunBusy(RuntimeError):
+    """Another process holds the lock of a requested run (raised only when asked not to wait)."""
+
+
 @contextlib.contextmanager
-def exclusive(lock_file: Path, what: str) -> Iterator[None]:
+def exclusive(lock_file: Path, what: str, wait: bool = True) -> Iterator[None]:
     """Hold an exclusive OS file lock: one process computes ``what``, the others wait for it.
 
     Chapters rendered in parallel (``render all --jobs 2``) ask for shared runs and metrics
@@ -245,6 +249,8 @@ def exclusive(lock_file: Path, what: str) -> Iterator[None]:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if not wait:
+                raise RunBusy(f"another process is working on {what}") from None
             logger.info("waiting for another process to finish %s", what)
             fcntl.flock(f, fcntl.LOCK_EX)
         yield
@@ -257,7 +263,8 @@ def get_run(cfg: TrainConfig, profile: str, **kw: Any) -> Run:
 
 def get_runs(cfg: TrainConfig, profile: str, seeds: list[int] | None = None, *, judge: Run | None = None,
              results_root: str | Path = RESULTS_ROOT, data_root: str | Path = DATA_ROOT, retrain: bool = False,
-             log_steps: bool = False, progress: bool | None = None, log: Callable[[str], None] = print) -> list[Run]:
+             log_steps: bool = False, progress: bool | None = None, log: Callable[[str], None] = print,
+             wait: bool = True) -> list[Run]:
     """One finished run per seed of ``cfg``: reuse completed ones, train the others together.
 
     Seeds without a finished run are trained as one batch (``train.TrainState``), resumed from
@@ -265,6 +272,7 @@ def get_runs(cfg: TrainConfig, profile: str, seeds: list[int] | None = None, *, 
     ``judge``: the classifier run that scores GAN samples during training (``quality_every``).
     ``retrain=True`` discards existing checkpoints and manifests of these seeds and trains anew.
     If a seed diverges, the others still finish and are cached; then TrainingDiverged names it.
+    ``wait=False``: raise RunBusy at once if another process holds one of these runs.
     """
     seeds = check_seeds([cfg.seed] if seeds is None else seeds)
     device = training.resolve_device(cfg.device)  # fail before any work on a missing GPU
@@ -273,7 +281,7 @@ def get_runs(cfg: TrainConfig, profile: str, seeds: list[int] | None = None, *, 
     paths = [results_dir(profile, results_root) / "runs" / run_id(c, judge_name) for c in cfgs]
     with contextlib.ExitStack() as locks:
         for p in sorted(paths):  # one order for every process: no two wait on each other
-            locks.enter_context(exclusive(p / ".lock", p.name))
+            locks.enter_context(exclusive(p / ".lock", p.name, wait))
         return _get_runs_locked(cfgs, profile, paths, device, data_root, retrain, log_steps, progress, log, judge)
 
 

@@ -1,0 +1,108 @@
+"""Where parallel work runs: a Dask cluster, on this machine unless told otherwise.
+
+Every parallel piece of work goes through here, one mechanism for all: chapters rendered side
+by side (``render all --jobs N``, ``make book``) and groups of runs (``train all``, the sweep).
+
+- By default a ``LocalCluster`` on 127.0.0.1: ``jobs`` worker processes, each running one task
+  at a time with cores/jobs torch threads. On 2 cores that is two single-threaded workers, the
+  fastest layout measured for these small models (README, "How long it takes").
+- ``scheduler`` (CLI ``--scheduler``, or the environment variable ``MNISTGEN_SCHEDULER``) sends
+  the same tasks to an existing Dask cluster instead, e.g. one started by dask-jobqueue on Slurm.
+  Its workers need this package's environment, MNIST (``MNISTGEN_DATA``) and a results folder
+  they all share (``MNISTGEN_RESULTS``).
+- Tasks are keyed by what they produce (a chapter, a group of run ids): the same key submitted
+  twice runs once. Across clients, the run's file lock does the same (``runs.exclusive``).
+- A worker that dies loses no work: the scheduler gives its task to another worker, and the task
+  resumes its runs from their last completed epoch (``runs.get_runs``), ending with the same
+  weights as an uninterrupted run (tested by killing a worker with SIGKILL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+logger = logging.getLogger(__name__)
+SCHEDULER_ENV = "MNISTGEN_SCHEDULER"
+
+
+class ClusterError(RuntimeError):
+    """The cluster cannot be reached or a task failed; the message says which and why."""
+
+
+def threads_per_job(jobs: int) -> int:
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
+@contextlib.contextmanager
+def cluster(jobs: int = 2, scheduler: str | None = None) -> Iterator[Any]:
+    """A Dask client: to ``scheduler`` (or $MNISTGEN_SCHEDULER) if given, else to a new LocalCluster."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as e:
+        raise ClusterError(f"dask distributed is not installed ({e}); install the project's environment "
+                           "with `make venv`") from None
+    address = scheduler or os.environ.get(SCHEDULER_ENV)
+    if address:
+        try:
+            client = Client(address, timeout="10s")
+        except (OSError, TimeoutError) as e:
+            raise ClusterError(f"cannot reach the Dask scheduler at {address!r} ({type(e).__name__}: {e}); "
+                               "start it first, or leave --scheduler out to work on this machine") from None
+        with client:
+            logger.info("Dask scheduler %s, dashboard %s", address, client.dashboard_link)
+            yield client
+        return
+    threads = str(threads_per_job(jobs))
+    # Worker processes read the thread count when they import torch: set it in their environment.
+    env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    with LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0", env=env, silence_logs=logging.ERROR) as local, \
+            Client(local) as client:
+        logger.info("Dask LocalCluster: %d workers x %s torch threads, dashboard %s", jobs, threads,
+                    client.dashboard_link)
+        yield client
+
+
+def run(client: Any, tasks: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]], desc: str,
+        progress: bool = True, depends: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``tasks`` (key -> (function, args)) on ``client``; return key -> result.
+
+    Tasks are submitted in the order given (earlier ones first where workers are free);
+    ``depends[key] = other`` starts ``key`` only after ``other`` has finished. One progress bar
+    with an ETA counts finished tasks. Every failure is collected; then ClusterError names them.
+    """
+    from dask.distributed import as_completed
+    from tqdm import tqdm
+
+    depends = depends or {}
+    futures: dict[str, Any] = {}
+    order = list(tasks.items())
+    for i, (key, (fn, args)) in enumerate(order):
+        after = [futures[depends[key]]] if key in depends else []
+        futures[key] = client.submit(_after, fn, args, after, key=key, pure=False, priority=len(order) - i)
+    keys = {f.key: k for k, f in futures.items()}
+    results: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    bar = tqdm(total=len(futures), desc=desc, unit="task", disable=not progress)
+    for fut in as_completed(list(futures.values())):
+        key = keys[fut.key]
+        try:
+            results[key] = fut.result()
+        except Exception as e:  # noqa: BLE001 - reported below, with every other failure
+            failed[key] = f"{type(e).__name__}: {e}"
+        bar.update()
+        bar.set_postfix_str(key[-40:])
+    bar.close()
+    if failed:
+        raise ClusterError("task(s) " + str(sorted(failed)) + " failed:\n" +
+                           "\n".join(f"- {k}: {v}" for k, v in sorted(failed.items())))
+    return results
+
+
+def _after(fn: Callable[..., Any], args: tuple[Any, ...], _dependencies: list[Any]) -> Any:
+    """Call ``fn(*args)`` once the tasks in ``_dependencies`` (Dask resolves them first) are done."""
+    return fn(*args)

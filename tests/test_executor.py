@@ -1,0 +1,85 @@
+"""Runs and chapters as tasks of a Dask cluster: local by default, a remote scheduler on request,
+and a killed worker loses no work."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+import torch
+
+from mnistgen import executor, runs
+from mnistgen.config import make_config
+
+SWEEP = dict(n_train=512, batch_size=64, epochs=6, device="cpu")
+
+
+def train_task(results_root: str, data_root: str, beta1: float, seeds: list[int]) -> tuple[dict, list[str]]:
+    """A Dask task: one sweep setting's seeds, trained (or resumed, or reused) as one batch."""
+    cfg = make_config("gan", beta1=beta1, **SWEEP)
+    said: list[str] = []
+    out = runs.get_runs(cfg, "t", seeds, results_root=results_root, data_root=data_root, progress=False,
+                        log=said.append)
+    return {r.cfg.seed: [p.detach().clone() for p in r.models["G"].parameters()] for r in out}, said
+
+
+def _checkpoint_epoch(root, beta1: float, seed: int) -> int:
+    path = runs.results_dir("t", root) / "runs" / runs.run_id(make_config("gan", beta1=beta1, seed=seed, **SWEEP))
+    try:
+        return int(torch.load(path / "checkpoint.pt", weights_only=True)["state"]["epoch"])
+    except Exception:  # noqa: BLE001 - not written yet, or being replaced
+        return 0
+
+
+@pytest.mark.slow
+def test_a_killed_worker_loses_no_work(tmp_path, data_root):
+    """A smoke sweep on a LocalCluster of 2 workers on 127.0.0.1; one worker is SIGKILLed mid-run.
+    Dask gives the task to a worker again, it resumes from the checkpoint, and the weights equal
+    those of the same sweep run without interruption."""
+    tasks = {f"beta1={b}": (train_task, (str(tmp_path / "killed"), str(data_root), b, [0, 1])) for b in (0.5, 0.9)}
+    with executor.cluster(jobs=2) as client:
+        futures = {k: client.submit(fn, *args, key=k, pure=False) for k, (fn, args) in tasks.items()}
+        deadline = time.monotonic() + 120
+        while _checkpoint_epoch(tmp_path / "killed", 0.5, 0) < 2:  # mid-run: 2 of 6 epochs saved
+            assert time.monotonic() < deadline, "training did not start"
+            time.sleep(0.1)
+        busy = [addr for addr, keys in client.processing().items() if "beta1=0.5" in keys]
+        assert busy, client.processing()
+        pid = client.run(os.getpid, workers=busy)[busy[0]]
+        os.kill(pid, signal.SIGKILL)  # no cleanup: as an OOM kill or a lost node
+        killed = {k: f.result(timeout=300) for k, f in futures.items()}
+        clean = executor.run(client, {k: (fn, (str(tmp_path / "clean"), *args[1:])) for k, (fn, args) in tasks.items()},
+                             "clean", progress=False)
+    assert len(list((runs.results_dir("t", tmp_path / "killed") / "runs").iterdir())) == 4
+    # the killed task ran again and resumed its two seeds from a checkpoint, not from scratch
+    assert sum("resuming" in line for line in killed["beta1=0.5"][1]) == 2, killed["beta1=0.5"][1]
+    for key in tasks:
+        for seed in (0, 1):
+            for a, b in zip(killed[key][0][seed], clean[key][0][seed]):
+                assert torch.equal(a, b), f"{key} seed {seed}"
+
+
+def test_an_unreachable_scheduler_is_named_plainly():
+    with pytest.raises(executor.ClusterError, match="cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
+        with executor.cluster(scheduler="tcp://127.0.0.1:9"):
+            pass
+
+
+def test_a_failed_task_is_named_with_its_error():
+    def boom(x):
+        raise ValueError(f"bad input {x}")
+
+    with executor.cluster(jobs=1) as client:
+        with pytest.raises(executor.ClusterError, match=r"\['broken'\] failed:\n- broken: ValueError: bad input 3"):
+            executor.run(client, {"fine": (abs, (-2,)), "broken": (boom, (3,))}, "t", progress=False)
+
+
+def test_train_all_refuses_a_results_folder_it_cannot_write(tmp_path, monkeypatch):
+    from mnistgen import cli
+
+    (tmp_path / "results").write_text("a file where the results folder should be")
+    monkeypatch.setenv("MNISTGEN_RESULTS", str(tmp_path / "results"))
+    with pytest.raises(SystemExit, match="cannot be written"):
+        cli.main(["train", "all", "--profile", "smoke"])
