@@ -21,7 +21,7 @@ def _table(md: str) -> list[str]:
 def test_provenance_is_a_markdown_table_with_one_row_per_run():
     md = report.provenance("gan", "quick", {"epochs": None}, [_run("gan-seed0-x", 0), _run("gan-seed1-y", 1)])
     rows = _table(md)
-    assert rows[0] == "| run | seed | epochs | training wall time |"
+    assert rows[0] == "| run | seed | epochs | training wall time (its batch of seeds) |"
     assert rows[1] == "|---|---|---|---|"          # a separator row MyST turns into a <table>
     assert len(rows) == 4 and "`gan-seed1-y` | 1 | 15 | 12 s" in rows[3]
     # shared device and commit are said once, not repeated in every row

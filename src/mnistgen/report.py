@@ -96,7 +96,7 @@ def provenance(notebook: str, profile: str, params: dict[str, Any], runs: Sequen
         return f"{r.manifest['device']} ({r.manifest['device_name']})"
 
     shared = {"device": {device(r) for r in runs}, "code commit": {r.manifest["git_commit"] for r in runs}}
-    header = ["run", "seed", "epochs", "training wall time"]
+    header = ["run", "seed", "epochs", "training wall time (its batch of seeds)"]
     header += [k for k, v in shared.items() if len(v) > 1]
     rows = []
     for r in runs:
