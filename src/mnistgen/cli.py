@@ -225,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # e.g. waiting for a run another process trains
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # the cluster's own chatter
     try:
         args.func(args)
     except (ConfigError, UsageError) as e:
