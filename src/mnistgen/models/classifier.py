@@ -6,7 +6,21 @@ import torch
 from torch import nn
 
 
-class LeNet(nn.Module):
+class _Yardstick(nn.Module):
+    """A classifier whose ``features`` (the 128-d penultimate layer) serve FID; subclasses set ``conv`` and ``head``."""
+
+    conv: nn.Sequential
+    head: nn.Linear
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """x: images in [0, 1], shape (N, 784) or (N, 1, 28, 28)."""
+        return self.conv(x.reshape(-1, 1, 28, 28).contiguous(memory_format=torch.channels_last))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class LeNet(_Yardstick):
     """Two conv blocks and two dense layers; ``features`` is the 128-d penultimate layer used for FID."""
 
     def __init__(self, n_classes: int = 10) -> None:
@@ -22,15 +36,9 @@ class LeNet(nn.Module):
         self.head = nn.Linear(128, n_classes)
         self.to(memory_format=torch.channels_last)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """x: images in [0, 1], shape (N, 784) or (N, 1, 28, 28)."""
-        return self.conv(x.reshape(-1, 1, 28, 28).contiguous(memory_format=torch.channels_last))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
 
 
-class SmallVGG(nn.Module):
+class SmallVGG(_Yardstick):
     """The second yardstick, of another family than LeNet: stacks of 3x3 convolutions with batch
     norm (Simonyan & Zisserman 2015; Ioffe & Szegedy 2015), 16-16 and 32-32 channels, a 128-unit
     dense layer (``features``, used for FID) and ten outputs. ~5M multiply-adds per image."""
@@ -49,9 +57,3 @@ class SmallVGG(nn.Module):
         self.head = nn.Linear(128, n_classes)
         self.to(memory_format=torch.channels_last)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """x: images in [0, 1], shape (N, 784) or (N, 1, 28, 28)."""
-        return self.conv(x.reshape(-1, 1, 28, 28).contiguous(memory_format=torch.channels_last))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
