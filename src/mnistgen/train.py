@@ -68,6 +68,10 @@ class TrainState:
     histories: list[list[dict[str, Any]]] = field(default_factory=list)
     snapshots: list[list[torch.Tensor]] = field(default_factory=list)  # GANs: uint8 fixed-noise samples per epoch
     failed: dict[int, str] = field(default_factory=dict)  # seed -> why it stopped (left the batch)
+    # On a GPU: whether steps run as captured CUDA graphs (False: the same steps, eagerly), and
+    # the buffers and graphs of the current models (``graphs.DeviceEpoch``; never saved).
+    cuda_graphs: bool = True
+    device_epoch: Any = field(default=None, repr=False, compare=False)
 
     @property
     def device(self) -> torch.device:
@@ -120,7 +124,7 @@ class TrainState:
         optimizers = {k: type(o)(models[k].parameters(), **o.defaults) for k, o in self.optimizers.items()}
         out = TrainState([self.seeds[i] for i in keep], models, optimizers,
                          [self.data_rngs[i] for i in keep], [self.noise_rngs[i] for i in keep], self.epoch,
-                         failed=dict(self.failed))
+                         failed=dict(self.failed), cuda_graphs=self.cuda_graphs)
         out.load_seed_state_dicts([self.seed_state_dict(i) for i in keep])
         return out
 
@@ -133,7 +137,8 @@ class TrainState:
         models = {k: stack_seeds([st.models[k] for st in states]) for k in first.models}
         optimizers = {k: type(o)(models[k].parameters(), **o.defaults) for k, o in first.optimizers.items()}
         out = TrainState([s for st in states for s in st.seeds], models, optimizers,
-                         [g for st in states for g in st.data_rngs], [g for st in states for g in st.noise_rngs])
+                         [g for st in states for g in st.data_rngs], [g for st in states for g in st.noise_rngs],
+                         cuda_graphs=first.cuda_graphs)
         out.load_seed_state_dicts([st.seed_state_dict(0) for st in states])
         return out
 
@@ -193,7 +198,9 @@ def init_state(cfg: TrainConfig, device: torch.device, seeds: list[int] | None =
     # fused=True: one kernel for the whole update instead of ~10 per parameter tensor (measured:
     # Adam was ~27% of a GAN step at batch 128 on 2 CPU cores; see benchmarks/throughput.py).
     # Adam is elementwise, so over stacked weights it is one independent Adam per seed.
-    optimizers = {k: torch.optim.Adam(m.parameters(), lr=cfg.lr, betas=betas, fused=True) for k, m in models.items()}
+    # capturable on a GPU: the step count stays on the device, so the update can be a CUDA graph.
+    optimizers = {k: torch.optim.Adam(m.parameters(), lr=cfg.lr, betas=betas, fused=True,
+                                      capturable=device.type == "cuda") for k, m in models.items()}
     data_rngs = [torch.Generator().manual_seed(seed) for seed in seeds]
     noise_rngs = [torch.Generator(device=device).manual_seed(seed + 1) for seed in seeds]
     return TrainState(seeds, models, optimizers, data_rngs, noise_rngs,
@@ -207,10 +214,9 @@ def prepare(cfg: TrainConfig, data: MNISTTensors, device: torch.device) -> tuple
     return x.to(device), data.labels.to(device)
 
 
-def _batches(n: int, batch_size: int, rngs: list[torch.Generator], device: torch.device) -> list[torch.Tensor]:
-    """Each seed's own permutation of the data, cut into batches of indices of shape (S, b)."""
-    perm = torch.stack([torch.randperm(n, generator=g) for g in rngs]).to(device)
-    return list(perm.split(batch_size, dim=1))
+def _permutations(n: int, rngs: list[torch.Generator], device: torch.device) -> torch.Tensor:
+    """Each seed's own order of the ``n`` training images: (S, n) indices on ``device``."""
+    return torch.stack([torch.randperm(n, generator=g) for g in rngs]).to(device)
 
 
 def _rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -227,10 +233,29 @@ def _randn(rngs: list[torch.Generator], *shape: int, device: torch.device) -> to
 
 
 StepLog = dict[str, torch.Tensor]  # name -> (steps, S): every seed's value at every step
+Draws = dict[str, torch.Tensor]    # the random inputs of b steps' worth of images: each (S, b, ...)
+
+# Every family's training step is split in two (see ``Family``):
+#   draw(st, cfg, b, device) -> Draws    every random number the step consumes, per seed from its
+#                                        own generators, for b images (one batch, or a whole epoch)
+#   step(st, cfg, x, y, idx, draws, g_step, log_steps) -> {name: (S,) value}
+#                                        a deterministic update given the batch indices and draws.
+# On CPU each step draws its own batch (the order of draws that fixed every cached result); on a
+# GPU the whole epoch is drawn at once and each step reads its slice on the device, so a step is
+# a pure function of device-resident buffers and can be captured as a CUDA graph (``graphs.py``).
 
 
-def _gan_epoch(st: TrainState, cfg: GANConfig, x: torch.Tensor, y: torch.Tensor, log_steps: bool) -> StepLog:
-    """One epoch of Algorithm 1 of Goodfellow et al. (2014) for every seed: k D steps per G step.
+def _gan_draw(st: TrainState, cfg: GANConfig, b: int, dev: torch.device) -> Draws:
+    draws = {"z": _randn(st.noise_rngs, b, cfg.z_dim, device=dev)}
+    if isinstance(cfg, ACGANConfig):
+        draws["fake_labels"] = torch.stack([torch.randint(cfg.n_classes, (b,), generator=g, device=dev)
+                                            for g in st.noise_rngs])
+    return draws
+
+
+def _gan_step(st: TrainState, cfg: GANConfig, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor,
+              draws: Draws, g_step: bool, log_steps: bool) -> dict[str, torch.Tensor]:
+    """One step of Algorithm 1 of Goodfellow et al. (2014) for every seed: D's update, and G's if ``g_step``.
 
     Two cost-free rewrites of the textbook step (see ``benchmarks/``):
     - D sees the real and the generated batch as one batch of 2b rows: one forward and one
@@ -243,116 +268,177 @@ def _gan_epoch(st: TrainState, cfg: GANConfig, x: torch.Tensor, y: torch.Tensor,
     G, D = st.models["G"], st.models["D"]
     opt_g, opt_d = st.optimizers["G"], st.optimizers["D"]
     conditional = isinstance(cfg, ACGANConfig)
-    dev, S = x.device, st.n_seeds
-    batches = _batches(len(x), cfg.batch_size, st.data_rngs, dev)
-    # Per-step values stay on the device and are read once per epoch: no host sync per step.
-    d_keys = ["d_loss", "d_real", "d_fake"] + (["acc_real", "acc_fake"] if conditional else [])
-    g_keys = ["g_loss"] + (["g_grad_norm"] if log_steps else [])
-    out = {k: torch.empty(len(batches), S, device=dev) for k in d_keys}
-    out.update({k: torch.empty(len(batches) // cfg.k, S, device=dev) for k in g_keys})
-    for i, idx in enumerate(batches):
-        b = idx.shape[1]
-        real = _rows(x, idx)
-        z = _randn(st.noise_rngs, b, cfg.z_dim, device=dev)
-        g_step = (i + 1) % cfg.k == 0
-        with torch.set_grad_enabled(g_step):
-            if conditional:
-                fake_labels = torch.stack([torch.randint(cfg.n_classes, (b,), generator=g, device=dev)
-                                           for g in st.noise_rngs])
-                fake = G(z, fake_labels)
-            else:
-                fake = G(z)
-        both = torch.cat([real, fake.detach()], dim=1)
+    S, b = idx.shape
+    real = _rows(x, idx)
+    with torch.set_grad_enabled(g_step):
+        fake = G(draws["z"], draws["fake_labels"]) if conditional else G(draws["z"])
+    both = torch.cat([real, fake.detach()], dim=1)
+    if conditional:
+        fake_labels = draws["fake_labels"]
+        src, cls = D(both)
+        labels = torch.cat([_rows(y, idx), fake_labels], dim=1)
+        loss_d = losses.acgan_d_loss(src[:, :b], cls[:, :b], src[:, b:], cls[:, b:], labels[:, :b], fake_labels)
+    else:
+        src = D(both)
+        loss_d = losses.d_loss(src[:, :b], src[:, b:])
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.sum().backward()
+    opt_d.step()
+    out = {}
+    with torch.no_grad():
+        out["d_loss"] = loss_d.detach()
+        d_out = torch.sigmoid(src).view(S, 2, b).mean(-1)
+        out["d_real"], out["d_fake"] = d_out[:, 0], d_out[:, 1]
         if conditional:
-            src, cls = D(both)
-            labels = torch.cat([_rows(y, idx), fake_labels], dim=1)
-            loss_d = losses.acgan_d_loss(src[:, :b], cls[:, :b], src[:, b:], cls[:, b:], labels[:, :b], fake_labels)
+            acc = (cls.argmax(-1) == labels).float().view(S, 2, b).mean(-1)
+            out["acc_real"], out["acc_fake"] = acc[:, 0], acc[:, 1]
+    if g_step:
+        if conditional:
+            fs, fc = D(fake)
+            loss_g = losses.acgan_g_loss(fs, fc, draws["fake_labels"], cfg.saturating)
         else:
-            src = D(both)
-            loss_d = losses.d_loss(src[:, :b], src[:, b:])
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.sum().backward()
-        opt_d.step()
-        with torch.no_grad():
-            out["d_loss"][i] = loss_d
-            d_out = torch.sigmoid(src).view(S, 2, b).mean(-1)
-            out["d_real"][i], out["d_fake"][i] = d_out[:, 0], d_out[:, 1]
-            if conditional:
-                acc = (cls.argmax(-1) == labels).float().view(S, 2, b).mean(-1)
-                out["acc_real"][i], out["acc_fake"][i] = acc[:, 0], acc[:, 1]
-        if g_step:
-            if conditional:
-                fs, fc = D(fake)
-                loss_g = losses.acgan_g_loss(fs, fc, fake_labels, cfg.saturating)
-            else:
-                loss_g = losses.g_loss(D(fake), cfg.saturating)
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.sum().backward()
-            if log_steps:  # each seed's gradient norm over all of G's parameters
-                sq = sum(p.grad.reshape(S, -1).pow(2).sum(1) for p in G.parameters() if p.grad is not None)
-                out["g_grad_norm"][i // cfg.k] = sq.sqrt()
-            opt_g.step()
-            out["g_loss"][i // cfg.k] = loss_g.detach()
+            loss_g = losses.g_loss(D(fake), cfg.saturating)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.sum().backward()
+        if log_steps:  # each seed's gradient norm over all of G's parameters
+            sq = sum(p.grad.reshape(S, -1).pow(2).sum(1) for p in G.parameters() if p.grad is not None)
+            out["g_grad_norm"] = sq.sqrt()
+        opt_g.step()
+        out["g_loss"] = loss_g.detach()
     return out
 
 
-def _vae_epoch(st: TrainState, cfg: VAEConfig, x: torch.Tensor, y: torch.Tensor, log_steps: bool) -> StepLog:
+def _gan_log(cfg: GANConfig, log_steps: bool) -> dict[str, int]:
+    """Log name -> every how many steps it has a value (G's values only on G steps)."""
+    d_keys = ["d_loss", "d_real", "d_fake"] + (["acc_real", "acc_fake"] if isinstance(cfg, ACGANConfig) else [])
+    g_keys = ["g_loss"] + (["g_grad_norm"] if log_steps else [])
+    return {**dict.fromkeys(d_keys, 1), **dict.fromkeys(g_keys, cfg.k)}
+
+
+def _vae_draw(st: TrainState, cfg: VAEConfig, b: int, dev: torch.device) -> Draws:
+    # u < p is the dynamic binarisation (``data.binarize``): a fresh one every time an image is drawn
+    return {"u": torch.stack([torch.rand(b, 784, generator=g, device=dev) for g in st.noise_rngs]),
+            "eps": _randn(st.noise_rngs, b, cfg.z_dim, device=dev)}
+
+
+def _vae_step(st: TrainState, cfg: VAEConfig, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor,
+              draws: Draws, g_step: bool, log_steps: bool) -> dict[str, torch.Tensor]:
     vae, opt = st.models["vae"], st.optimizers["vae"]
-    dev, S = x.device, st.n_seeds
-    batches = _batches(len(x), cfg.batch_size, st.data_rngs, dev)
-    out = {k: torch.empty(len(batches), S, device=dev) for k in ("loss", "rec", "kl")}
-    for i, idx in enumerate(batches):
-        rows = _rows(x, idx)
-        # a fresh binarisation every time an image is drawn, from the seed's own generator
-        xb = torch.stack([binarize(rows[s], g) for s, g in enumerate(st.noise_rngs)])
-        eps = _randn(st.noise_rngs, idx.shape[1], cfg.z_dim, device=dev)
-        logits, mu, logvar = vae(xb, eps)
-        rec, kl = losses.elbo_terms(logits, xb, mu, logvar)
-        loss = (kl - rec).mean(-1)  # negative ELBO per seed, nats per image
-        opt.zero_grad(set_to_none=True)
-        loss.sum().backward()
-        opt.step()
-        out["loss"][i], out["rec"][i], out["kl"][i] = loss.detach(), rec.detach().mean(-1), kl.detach().mean(-1)
-    return out
+    rows = _rows(x, idx)
+    xb = (draws["u"] < rows).to(rows.dtype)
+    logits, mu, logvar = vae(xb, draws["eps"])
+    rec, kl = losses.elbo_terms(logits, xb, mu, logvar)
+    loss = (kl - rec).mean(-1)  # negative ELBO per seed, nats per image
+    opt.zero_grad(set_to_none=True)
+    loss.sum().backward()
+    opt.step()
+    return {"loss": loss.detach(), "rec": rec.detach().mean(-1), "kl": kl.detach().mean(-1)}
+
+
+def shift_offsets(n: int, max_shift: int, rng: torch.Generator) -> torch.Tensor:
+    """(n, 2) random (dy, dx) in [-max_shift, max_shift]^2 as indices into the padded image."""
+    return torch.randint(0, 2 * max_shift + 1, (2, n, 1), generator=rng)[:, :, 0].T
+
+
+def shift_images(x: torch.Tensor, max_shift: int, offsets: torch.Tensor) -> torch.Tensor:
+    """Each image (N, 784) moved by its own offset (``shift_offsets``), zero-filled."""
+    if max_shift == 0:
+        return x
+    n, s = len(x), max_shift
+    padded = F.pad(x.view(n, 28, 28), (s, s, s, s))
+    dy, dx = offsets[:, :1], offsets[:, 1:]
+    rows = (torch.arange(28, device=x.device) + dy).unsqueeze(-1).expand(n, 28, 28 + 2 * s)
+    cols = (torch.arange(28, device=x.device) + dx).unsqueeze(1).expand(n, 28, 28)
+    return padded.gather(1, rows).gather(2, cols).reshape(n, 784)
 
 
 def random_shift(x: torch.Tensor, max_shift: int, rng: torch.Generator) -> torch.Tensor:
     """Each image (N, 784) moved by its own random (dy, dx) in [-max_shift, max_shift]^2, zero-filled."""
     if max_shift == 0:
         return x
-    n, s = len(x), max_shift
-    padded = F.pad(x.view(n, 28, 28), (s, s, s, s))
-    dy, dx = (torch.randint(0, 2 * s + 1, (2, n, 1), generator=rng).to(x.device))
-    rows = (torch.arange(28, device=x.device) + dy).unsqueeze(-1).expand(n, 28, 28 + 2 * s)
-    cols = (torch.arange(28, device=x.device) + dx).unsqueeze(1).expand(n, 28, 28)
-    return padded.gather(1, rows).gather(2, cols).reshape(n, 784)
+    return shift_images(x, max_shift, shift_offsets(len(x), max_shift, rng).to(x.device))
 
 
-def _classifier_epoch(st: TrainState, cfg: ClassifierConfig, x: torch.Tensor, y: torch.Tensor,
-                      log_steps: bool) -> StepLog:
-    """One epoch of cross-entropy training with random shifts; the learning rate halves after
-    every third of the epochs (a step schedule: the last epochs refine at a quarter of it)."""
+def _classifier_draw(st: TrainState, cfg: ClassifierConfig, b: int, dev: torch.device) -> Draws:
+    if cfg.shift == 0:
+        return {}
+    return {"shift": shift_offsets(b, cfg.shift, st.data_rngs[0]).to(dev)[None]}
+
+
+def _classifier_step(st: TrainState, cfg: ClassifierConfig, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor,
+                     draws: Draws, g_step: bool, log_steps: bool) -> dict[str, torch.Tensor]:
+    """Cross-entropy on a batch of randomly shifted training images (one seed)."""
     net, opt = st.models["net"], st.optimizers["net"]
-    for group in opt.param_groups:
+    idx = idx[0]
+    xb = torch.index_select(x, 0, idx)
+    if cfg.shift:
+        xb = shift_images(xb, cfg.shift, draws["shift"][0])
+    yb = torch.index_select(y, 0, idx)
+    logits = net(xb)
+    loss = F.cross_entropy(logits, yb)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return {"loss": loss.detach()[None], "acc": (logits.detach().argmax(1) == yb).float().mean()[None]}
+
+
+def _set_classifier_lr(st: TrainState, cfg: ClassifierConfig) -> None:
+    """A step schedule: the learning rate halves after every third of the epochs."""
+    for group in st.optimizers["net"].param_groups:
         group["lr"] = cfg.lr * 0.5 ** (3 * st.epoch // cfg.epochs)
-    batches = _batches(len(x), cfg.batch_size, st.data_rngs, x.device)
-    out = {k: torch.empty(len(batches), 1, device=x.device) for k in ("loss", "acc")}
+
+
+@dataclass(frozen=True)
+class Family:
+    """How one model family trains: its draws, its step, the names (and spacing) of its step logs."""
+
+    draw: Callable[[TrainState, Any, int, torch.device], Draws]
+    step: Callable[..., dict[str, torch.Tensor]]
+    log: Callable[[Any, bool], dict[str, int]]
+    before_epoch: Callable[[TrainState, Any], None] | None = None
+
+
+FAMILIES: dict[str, Family] = {
+    "gan": Family(_gan_draw, _gan_step, _gan_log),
+    "acgan": Family(_gan_draw, _gan_step, _gan_log),
+    "vae": Family(_vae_draw, _vae_step, lambda cfg, log_steps: dict.fromkeys(("loss", "rec", "kl"), 1)),
+    "classifier": Family(_classifier_draw, _classifier_step, lambda cfg, log_steps: {"loss": 1, "acc": 1},
+                         _set_classifier_lr),
+}
+
+
+def _g_step(cfg: TrainConfig, i: int) -> bool:
+    """GANs take k D steps per G step (Goodfellow et al. 2014, Algorithm 1); other families have one kind."""
+    return (i + 1) % getattr(cfg, "k", 1) == 0
+
+
+def run_epoch(st: TrainState, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor, log_steps: bool) -> StepLog:
+    """One epoch over every seed of ``st``; per-step values stay on the device (read once per epoch).
+
+    On CPU: step by step, each drawing its own random numbers. On a GPU: ``graphs.DeviceEpoch``
+    (the whole epoch's draws at once, each step replayed as a captured CUDA graph unless
+    ``st.cuda_graphs`` is False).
+    """
+    fam = FAMILIES[cfg.model]
+    if fam.before_epoch is not None:
+        fam.before_epoch(st, cfg)
+    if x.device.type == "cuda":
+        from .graphs import DeviceEpoch
+        if st.device_epoch is None or not st.device_epoch.fits(st, cfg, x, log_steps):
+            st.device_epoch = DeviceEpoch(st, cfg, x, log_steps, fam, graphs=st.cuda_graphs)
+        return st.device_epoch.run(st, cfg, x, y)
+    dev, S = x.device, st.n_seeds
+    batches = _permutations(len(x), st.data_rngs, dev).split(cfg.batch_size, dim=1)
+    every = fam.log(cfg, log_steps)
+    out = {k: torch.empty(len(batches) // e, S, device=dev) for k, e in every.items()}
     for i, idx in enumerate(batches):
-        idx = idx[0]
-        xb = random_shift(torch.index_select(x, 0, idx), cfg.shift, st.data_rngs[0])
-        yb = torch.index_select(y, 0, idx)
-        logits = net(xb)
-        loss = F.cross_entropy(logits, yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        out["loss"][i] = loss.detach()
-        out["acc"][i] = (logits.detach().argmax(1) == yb).float().mean()
+        draws = fam.draw(st, cfg, idx.shape[1], dev)
+        for k, v in fam.step(st, cfg, x, y, idx, draws, _g_step(cfg, i), log_steps).items():
+            out[k][i // every[k]] = v
     return out
 
 
-EPOCHS: dict[str, Callable[..., StepLog]] = {"gan": _gan_epoch, "acgan": _gan_epoch,
-                                             "vae": _vae_epoch, "classifier": _classifier_epoch}
+EPOCHS: dict[str, Callable[..., StepLog]] = dict.fromkeys(FAMILIES, run_epoch)
 
 SNAPSHOT_SEED, SNAPSHOT_N = 2024, 10
 
@@ -409,6 +495,7 @@ def train(cfg: TrainConfig, st: TrainState, data: MNISTTensors, *,
     device = st.device
     x, y = prepare(cfg, data, device)
     step_fn = EPOCHS[cfg.model]
+    st.device_epoch = None  # buffers and graphs belong to one call's inputs
     for m in st.models.values():
         m.train()
     seeds = ", ".join(map(str, st.seeds))

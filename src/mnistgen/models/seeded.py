@@ -23,7 +23,6 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -60,8 +59,11 @@ class SeedEmbedding(nn.Module):
     def forward(self, labels: torch.Tensor) -> torch.Tensor:
         # A one-hot matrix product, not indexing: indexing's backward accumulates repeated labels
         # with atomic adds whose order varies between runs on a multi-threaded CPU, which broke
-        # bitwise resume (measured); with n = 10 rows the product costs nothing.
-        one_hot = F.one_hot(labels, self.weight.shape[1]).to(self.weight.dtype)
+        # bitwise resume (measured); with n = 10 rows the product costs nothing. A comparison rather
+        # than F.one_hot, which may check the labels' range on the host: a synchronisation that a
+        # CUDA graph cannot capture.
+        classes = torch.arange(self.weight.shape[1], device=labels.device)
+        one_hot = (labels.unsqueeze(-1) == classes).to(self.weight.dtype)
         if self.weight.shape[0] == 1:
             return one_hot @ self.weight[0]
         _require_seed_batch(labels, self.weight, dims=2)

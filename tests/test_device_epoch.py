@@ -1,0 +1,97 @@
+"""The GPU training path (``graphs.DeviceEpoch``): whole-epoch draws, a device-side step counter,
+steps captured as CUDA graphs.
+
+On CPU the same object runs its steps eagerly, which checks the bookkeeping (which columns a step
+reads, where its logs go) against the step-by-step loop fed the very same draws. Where CUDA is
+present, a graphed epoch is compared with the eager epoch from the same state: the same draws
+and the same kernels, so the same weights up to float rounding.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mnistgen import train
+from mnistgen.config import make_config
+from mnistgen.graphs import DeviceEpoch
+
+CASES = [("gan", {}, [0, 1]), ("gan", {"k": 2}, [0, 1, 2]), ("acgan", {}, [0, 1]), ("vae", {}, [0, 1]),
+         ("classifier", {"arch": "lenet"}, [0]), ("classifier", {"arch": "vgg"}, [0])]
+IDS = ["gan", "gan-k2", "acgan", "vae", "lenet", "vgg"]
+
+
+def _params(st: train.TrainState) -> dict[str, torch.Tensor]:
+    return {f"{k}.{n}": p.detach().cpu() for k, m in st.models.items() for n, p in m.state_dict().items()}
+
+
+@pytest.mark.parametrize(("model", "kw", "seeds"), CASES, ids=IDS)
+def test_device_epoch_equals_the_step_loop_on_the_same_draws(mnist_train, model, kw, seeds):
+    # 300 images in batches of 64: four full batches and a last one of 44, over 3 epochs
+    # (the classifier's learning rate changes between them)
+    cfg = make_config(model, n_train=300, batch_size=64, epochs=3, device="cpu", **kw)
+    dev = torch.device("cpu")
+    x, y = train.prepare(cfg, mnist_train, dev)
+    fam = train.FAMILIES[model]
+    ours, ref = train.init_state(cfg, dev, seeds), train.init_state(cfg, dev, seeds)
+    runner = DeviceEpoch(ours, cfg, x, True, fam, graphs=False)
+    for epoch in range(cfg.epochs):
+        ours.epoch = ref.epoch = epoch
+        fam.before_epoch and fam.before_epoch(ours, cfg)
+        logs = runner.run(ours, cfg, x, y)
+        fam.before_epoch and fam.before_epoch(ref, cfg)
+        for i, cols in enumerate(torch.arange(len(x)).split(cfg.batch_size)):
+            draws = {k: v[:, cols] for k, v in runner.draws.items()}
+            values = fam.step(ref, cfg, x, y, runner.perm[:, cols], draws, train._g_step(cfg, i), True)
+            for k, v in values.items():
+                assert torch.equal(logs[k][i // runner.every[k]], v), (epoch, i, k)
+    # the step loop fed the device path's draws ends with bitwise the same weights
+    for name, p in _params(ref).items():
+        assert torch.equal(p, _params(ours)[name]), name
+    # and the draws were each seed's own: a seed's permutation is a permutation, seeds differ
+    assert all(torch.equal(row.sort().values, torch.arange(len(x))) for row in runner.perm)
+    if len(seeds) > 1:
+        assert not torch.equal(runner.perm[0], runner.perm[1])
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (CUDA graphs); CI has none")
+
+
+@cuda
+@pytest.mark.parametrize(("model", "kw", "seeds"), CASES, ids=IDS)
+def test_graphed_training_equals_eager_training_on_cuda(mnist_train, model, kw, seeds):
+    # 2,000 images in batches of 64 (31 steps and a last batch of 16) for 5 epochs: every kind
+    # of step is warmed up, captured and replayed, including the last batch (captured in epoch 4)
+    # and, for the classifier, a new capture at each learning rate.
+    cfg = make_config(model, n_train=2000, batch_size=64, epochs=5, device="cuda", **kw)
+    dev = torch.device("cuda")
+    eager = train.init_state(cfg, dev, seeds)
+    eager.cuda_graphs = False
+    graphed = train.init_state(cfg, dev, seeds)
+    eager = train.train(cfg, eager, mnist_train, progress=False, log_steps=True)
+    graphed = train.train(cfg, graphed, mnist_train, progress=False, log_steps=True)
+    assert graphed.device_epoch.graphs and not eager.device_epoch.graphs
+    assert any(key[0] == 16 for key in graphed.device_epoch.graphs)  # the last, smaller batch too
+    for name, p in _params(eager).items():
+        torch.testing.assert_close(_params(graphed)[name], p, rtol=1e-4, atol=1e-5, msg=name)
+    for h_eager, h_graphed in zip(eager.histories, graphed.histories):
+        for r_e, r_g in zip(h_eager, h_graphed):
+            for k, v in r_e["steps"].items():
+                torch.testing.assert_close(torch.tensor(r_g["steps"][k]), torch.tensor(v), rtol=1e-4, atol=1e-5,
+                                           msg=f"epoch {r_e['epoch']} {k}")
+
+
+@cuda
+def test_a_cuda_run_resumes_bitwise(mnist_train):
+    """Same seed, same GPU: a run stopped after epoch 2 and resumed from its state dict ends where
+    an uninterrupted run ends (the reproducibility the README promises on one GPU model)."""
+    cfg = make_config("acgan", n_train=2000, batch_size=64, epochs=4, device="cuda")
+    dev = torch.device("cuda")
+    full = train.train(cfg, train.init_state(cfg, dev, [0, 1]), mnist_train, progress=False)
+    half = train.train(make_config("acgan", n_train=2000, batch_size=64, epochs=2, device="cuda"),
+                       train.init_state(cfg, dev, [0, 1]), mnist_train, progress=False)
+    resumed = train.init_state(cfg, dev, [0, 1])
+    resumed.load_seed_state_dicts([half.seed_state_dict(i) for i in range(2)])
+    resumed = train.train(cfg, resumed, mnist_train, progress=False)
+    for name, p in _params(full).items():
+        assert torch.equal(_params(resumed)[name], p), name
