@@ -17,6 +17,9 @@ It also measures a ceiling: the matrix products of one of our steps (recorded wi
 shapes by a dispatch hook) replayed back to back with nothing between them. Their GFLOP/s
 fraction of the peak is the most the step could reach at this batch size if every other
 operation (activations, losses, Adam, random numbers, Python) cost nothing.
+
+On a machine with CUDA it adds the rows of ``benchmarks/steps.py``: ms per step eagerly and as
+CUDA graphs at 1 and 8 seeds, and the paper profile's projected wall time.
 """
 
 from __future__ import annotations
@@ -209,6 +212,11 @@ def main(argv: list[str] | None = None) -> dict:
         r = result[model]
         print(f"{model:8} {bs:5d} {r['ours_img_s']:11,d} {r['textbook_img_s']:15,d} {r['speedup']:7.2f}x "
               f"{gflops:8.0f} {r['peak_fraction']:7.0%} {r['matmul_ceiling_fraction']:7.0%}")
+    if device.type == "cuda":  # the GPU rows: eager vs CUDA graphs, and the paper profile's cost there
+        from benchmarks import steps
+
+        result["gpu_steps"] = steps.step_table(device, data, 300, args.repeats)
+        result["paper_projection"] = steps.paper_projection(device, data, load_mnist(DATA_ROOT, train=False))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(Path(args.out), result)
     print(f"wrote {args.out}")
