@@ -106,6 +106,8 @@ results = {
     **summary,
     "gan_sweep": [{k: v for k, v in row.items() if k != "runs"} for row in sweep],
     "gan_choice": choice,
+    # Burda et al.'s model on the profile's schedule: one row per (objective, k), mean and sd over seeds
+    "vae_iwae": [{k: v for k, v in row.items() if k != "runs"} for row in evaluate.iwae_table(profile, ev)],
     "runs": {m: [r.path.name for r in rs] for m, rs in runs.items()},
 }
 out = RESULTS_ROOT / profile

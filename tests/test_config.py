@@ -11,7 +11,7 @@ from mnistgen.config import ConfigError, make_config, profile_names
 def test_profiles_exist_and_every_section_validates():
     assert {"smoke", "quick", "paper"} <= set(profile_names())
     for p in profile_names():
-        for model in ("gan", "acgan", "vae", "classifier", "evaluation"):
+        for model in ("gan", "acgan", "vae", "iwae", "iwae_table", "classifier", "evaluation"):
             make_config(model, p)
     assert make_config("gan", "paper").epochs == 300
     assert make_config("gan", "paper").lr == 5e-4 and make_config("gan", "paper").k == 1
@@ -39,7 +39,7 @@ def test_bad_parameters_are_named_with_the_valid_choices(kwargs, pattern):
 
 
 def test_unknown_profile_and_model():
-    with pytest.raises(ConfigError, match=r"unknown profile 'fast'; choose one of \['paper', 'quick', 'smoke'"):
+    with pytest.raises(ConfigError, match=r"unknown profile 'fast'; choose one of \['burda', 'paper', 'quick', 'smoke'"):
         make_config("gan", "fast")
     with pytest.raises(ConfigError, match="unknown model 'wgan'"):
         make_config("wgan")
@@ -105,7 +105,8 @@ def test_runs_trained_elsewhere_and_copied_in_are_reused_not_retrained(tmp_path,
     first = _cli_env(env, "train", "all", "--profile", "smoke")
     assert first.returncode == 0, first.stderr[-2000:]
     trained = [line for line in first.stdout.splitlines() if ": trained " in line]
-    assert len(trained) == 2 + 4 * 2 + 2 + 2 + 2  # yardsticks, sweep x seeds, AC-GAN, VAE d=20 and d=2
+    # yardsticks, sweep x seeds, AC-GAN, VAE d=20 and d=2, the IWAE table's rows (IWAE k=1, 5; VAE k=5) x seeds
+    assert len(trained) == 2 + 4 * 2 + 2 + 2 + 2 + 3 * 2
     shutil.copytree(tmp_path / "gpu-box", tmp_path / "laptop")
     env["MNISTGEN_RESULTS"] = str(tmp_path / "laptop")
     again = _cli_env(env, "train", "all", "--profile", "smoke")

@@ -17,8 +17,9 @@ from mnistgen.config import make_config
 from mnistgen.graphs import DeviceEpoch
 
 CASES = [("gan", {}, [0, 1]), ("gan", {"k": 2}, [0, 1, 2]), ("acgan", {}, [0, 1]), ("vae", {}, [0, 1]),
-         ("classifier", {"arch": "lenet"}, [0]), ("classifier", {"arch": "vgg"}, [0])]
-IDS = ["gan", "gan-k2", "acgan", "vae", "lenet", "vgg"]
+         ("iwae", {"k": 5, "epochs": 40}, [0, 1]), ("classifier", {"arch": "lenet"}, [0]),
+         ("classifier", {"arch": "vgg"}, [0])]
+IDS = ["gan", "gan-k2", "acgan", "vae", "iwae-k5", "lenet", "vgg"]
 
 
 def _params(st: train.TrainState) -> dict[str, torch.Tensor]:
@@ -29,7 +30,7 @@ def _params(st: train.TrainState) -> dict[str, torch.Tensor]:
 def test_device_epoch_equals_the_step_loop_on_the_same_draws(mnist_train, model, kw, seeds):
     # 300 images in batches of 64: four full batches and a last one of 44, over 3 epochs
     # (the classifier's learning rate changes between them)
-    cfg = make_config(model, n_train=300, batch_size=64, epochs=3, device="cpu", **kw)
+    cfg = make_config(model, n_train=300, batch_size=64, device="cpu", **{"epochs": 3, **kw})
     dev = torch.device("cpu")
     x, y = train.prepare(cfg, mnist_train, dev)
     fam = train.FAMILIES[model]
@@ -63,7 +64,7 @@ def test_graphed_training_equals_eager_training_on_cuda(mnist_train, model, kw, 
     # 2,000 images in batches of 64 (31 steps and a last batch of 16) for 5 epochs: every kind
     # of step is warmed up, captured and replayed, including the last batch (captured in epoch 4)
     # and, for the classifier, a new capture at each learning rate (epochs 1, 3, 5).
-    cfg = make_config(model, n_train=2000, batch_size=64, epochs=5, device="cuda", **kw)
+    cfg = make_config(model, n_train=2000, batch_size=64, device="cuda", **{"epochs": 5, **kw})
     dev = torch.device("cuda")
     eager = train.init_state(cfg, dev, seeds)
     eager.cuda_graphs = False
@@ -74,6 +75,8 @@ def test_graphed_training_equals_eager_training_on_cuda(mnist_train, model, kw, 
     keys = graphed.device_epoch.graphs  # (batch size, G step, learning rates) of each captured step
     if model == "classifier":  # one capture per learning rate (the last batch never gets 3 warm-ups at one lr)
         assert len({lrs for _, _, lrs in keys}) == 3
+    elif model == "iwae":  # a 40-epoch schedule visits Burda et al.'s stages 0, 4, 5, 6 and 7
+        assert len({lrs for _, _, lrs in keys}) >= 3
     else:
         assert any(m == 16 for m, _, _ in keys)  # the last, smaller batch was captured too
     if kw.get("k") == 2:
@@ -101,3 +104,28 @@ def test_a_cuda_run_resumes_bitwise(mnist_train):
     resumed = train.train(cfg, resumed, mnist_train, progress=False)
     for name, p in _params(full).items():
         assert torch.equal(_params(resumed)[name], p), name
+
+
+def _train_on_own_stream(model: str, kw: dict, seeds: list[int], data) -> dict[str, torch.Tensor]:
+    """A task as ``train all`` runs it on a GPU: its own CUDA stream, its own graphs."""
+    cfg = make_config(model, n_train=2000, batch_size=64, device="cuda", **{"epochs": 4, **kw})
+    with torch.cuda.stream(torch.cuda.Stream()):
+        st = train.train(cfg, train.init_state(cfg, torch.device("cuda"), seeds), data, progress=False)
+        out = _params(st)
+    return out
+
+
+@cuda
+def test_trainings_sharing_the_gpu_from_threads_equal_trainings_alone(mnist_train):
+    """``train all`` on a GPU runs its groups as threads of one Dask worker, each on its own stream
+    and capturing its own graphs (thread-local capture mode) while the others run: the weights
+    equal those of the same trainings run one after another."""
+    from mnistgen import executor
+
+    jobs = {name: (_train_on_own_stream, (m, kw, seeds, mnist_train)) for name, (m, kw, seeds) in zip(IDS, CASES)}
+    with executor.cluster(jobs=len(jobs), threads=True) as client:
+        together = executor.run(client, jobs, "threads", progress=False)
+    for name, (fn, args) in jobs.items():
+        alone = fn(*args)
+        for k, p in alone.items():
+            assert torch.equal(together[name][k], p), (name, k)

@@ -83,3 +83,21 @@ def test_train_all_refuses_a_results_folder_it_cannot_write(tmp_path, monkeypatc
     monkeypatch.setenv("MNISTGEN_RESULTS", str(tmp_path / "results"))
     with pytest.raises(SystemExit, match="cannot be written"):
         cli.main(["train", "all", "--profile", "smoke"])
+
+
+@pytest.mark.slow
+def test_tasks_as_threads_of_one_worker_train_what_a_single_process_trains(tmp_path, data_root):
+    """The GPU layout of ``train all`` (one worker, tasks as threads, each on its own CUDA stream
+    where there is one), run here on CPU: two sweep settings trained side by side in threads end
+    with the weights each gets trained alone in this process (initialisation takes turns with the
+    global RNG; each run has its own generators)."""
+    tasks = {f"beta1={b}": (train_task, (str(tmp_path / "threads"), str(data_root), b, [0, 1])) for b in (0.5, 0.9)}
+    with executor.cluster(jobs=2, threads=True) as client:
+        (worker,) = client.scheduler_info()["workers"].values()
+        assert worker["nthreads"] == 2
+        side_by_side = executor.run(client, tasks, "threads", progress=False)
+    for key, (fn, args) in tasks.items():
+        alone, _ = fn(str(tmp_path / "alone"), *args[1:])
+        for seed in (0, 1):
+            for a, b in zip(side_by_side[key][0][seed], alone[seed]):
+                assert torch.equal(a, b), (key, seed)

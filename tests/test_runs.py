@@ -25,9 +25,10 @@ def assert_identical(a, b):
         assert torch.equal(a[k], b[k]), k
 
 
-@pytest.mark.parametrize("model", ["gan", "acgan", "vae", "classifier"])
+@pytest.mark.parametrize("model", ["gan", "acgan", "vae", "iwae", "classifier"])
 def test_one_epoch_changes_every_parameter_and_logs_finite_values(model, mnist_train):
-    cfg = make_config(model, epochs=1, n_train=128, batch_size=64, device="cpu")
+    extra = {"k": 5} if model == "iwae" else {}
+    cfg = make_config(model, epochs=1, n_train=128, batch_size=64, device="cpu", **extra)
     st = train.init_state(cfg, torch.device("cpu"))
     before = {k: [p.detach().clone() for p in m.parameters()] for k, m in st.models.items()}
     train.train(cfg, st, mnist_train, progress=False)
@@ -305,7 +306,7 @@ def _record_gradients(st):
     return grads
 
 
-@pytest.mark.parametrize("model", ["gan", "acgan", "vae"])
+@pytest.mark.parametrize("model", ["gan", "acgan", "vae", "iwae"])
 def test_a_batch_of_seeds_gives_each_seeds_own_single_seed_updates(model, mnist_train):
     """Oracle: 200 steps of seeds {0, 1, 2} trained together; before every step each seed is
     copied out and stepped alone from the same weights, optimiser moments and generators.
@@ -318,7 +319,8 @@ def test_a_batch_of_seeds_gives_each_seeds_own_single_seed_updates(model, mnist_
     Adam's step is m / sqrt(v), so where a gradient is rounding noise (a dead unit) its sign,
     and a step of up to lr, is noise too. (For the same reason the comparison is made step by
     step: over many steps those elements drift apart.)"""
-    cfg = make_config(model, n_train=64, batch_size=64, epochs=1, device="cpu")  # one step per call
+    extra = {"k": 5} if model == "iwae" else {}  # the IWAE with 5 samples per image
+    cfg = make_config(model, n_train=64, batch_size=64, epochs=1, device="cpu", **extra)  # one step per call
     x, y = train.prepare(cfg, mnist_train, torch.device("cpu"))
     batch = train.init_state(cfg, torch.device("cpu"), [0, 1, 2])
     batch_grads = _record_gradients(batch)

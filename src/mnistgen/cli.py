@@ -234,13 +234,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "else a LocalCluster of N workers)")
     r.set_defaults(func=cmd_render)
     t = sub.add_parser("train", help="train (or resume, or reuse) runs: one model's seeds, or every run of a profile")
-    t.add_argument("model", choices=sorted(m for m in CONFIGS if m not in ("evaluation", "gan_sweep")) + ["all"],
+    t.add_argument("model", choices=sorted(m for m in CONFIGS if m not in ("evaluation", "gan_sweep", "iwae_table"))
+                   + ["all"],
                    help="a model (-p seeds [0,1,2] trains several seeds as one batch) or 'all'")
     t.add_argument("--profile", default="quick", choices=profiles)
     t.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"), help="override a parameter")
     t.add_argument("--retrain", action="store_true", help="discard an existing run directory's checkpoint")
-    t.add_argument("--jobs", type=int, default=2, choices=range(1, 65), metavar="N",
-                   help="with 'all': local Dask workers (default 2), each with cores/N torch threads")
+    t.add_argument("--jobs", type=int, default=None, choices=range(1, 65), metavar="N",
+                   help="with 'all': groups trained at a time on this machine (CPU: N Dask worker processes "
+                        "with cores/N torch threads, default 2; GPU: N threads sharing the device, default all)")
     t.add_argument("--scheduler", help="with 'all': address of a Dask scheduler (default: $MNISTGEN_SCHEDULER, "
                    "else a LocalCluster)")
     t.set_defaults(func=cmd_train)

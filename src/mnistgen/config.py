@@ -84,6 +84,29 @@ class VAEConfig(TrainConfig):
 
 
 @dataclass(frozen=True)
+class IWAEConfig(VAEConfig):
+    """The one-stochastic-layer model of Burda et al. (2015): 784-200-200-(50, 50) encoder and
+    50-200-200-784 Bernoulli decoder, tanh, trained on a k-sample bound with their protocol:
+    Adam (0.9, 0.999, eps 1e-4), batch 20, learning rate 1e-3 * 10^(-i/7) for 3^i epochs,
+    i = 0..7 (3,280 epochs). A shorter ``epochs`` compresses the eight stages proportionally
+    (``train.burda_stage``)."""
+
+    model = "iwae"
+    z_dim: int = _p(50, "latent dimension", lo=1, hi=1024)
+    hidden: int = _p(200, "width of each deterministic layer", lo=1, hi=8192)
+    depth: int = _p(2, "deterministic layers on each side (encoder and decoder)", lo=1, hi=8)
+    activation: str = _p("tanh", "nonlinearity of the deterministic layers", choices=("tanh", "relu"))
+    objective: str = _p("iwae", "iwae: log of the mean of the k importance weights (Burda et al. eq. 8); "
+                        "vae: the mean of their logs (k single-sample ELBOs)", choices=("iwae", "vae"))
+    k: int = _p(1, "samples of z per image in the training bound (k = 1: both objectives are the VAE's)",
+                lo=1, hi=5000)
+    epochs: int = _p(3280, "passes over the training set; the eight learning-rate stages scale to it", lo=1, hi=10_000)
+    batch_size: int = _p(20, "images per optimiser step", lo=1, hi=60_000)
+    lr: float = _p(1e-3, "initial Adam learning rate (stage i: lr * 10^(-i/7))", lo=1e-7, hi=1.0)
+    adam_eps: float = _p(1e-4, "Adam epsilon", lo=1e-12, hi=1.0)
+
+
+@dataclass(frozen=True)
 class ClassifierConfig(TrainConfig):
     """An evaluation yardstick, never a model being judged: a LeNet-like CNN or a small VGG-style
     CNN with batch norm (two architecture families, so a metric is not one network's opinion)."""
@@ -110,6 +133,19 @@ class SweepConfig:
 
 
 @dataclass(frozen=True)
+class IWAETableConfig:
+    """The rows of the VAE chapter's comparison with Burda et al. (2015), Table 1: one
+    configuration per (objective, k), each trained with these seeds as one batch and scored with
+    the evaluation's importance-sampled NLL (k = ``evaluation.nll_k``) on ``nll_images`` images."""
+
+    model = "iwae_table"
+    iwae_ks: tuple[int, ...] = _p((1, 5, 50), "k of the IWAE rows (k = 1 is the VAE)", lo=1, hi=5000)
+    vae_ks: tuple[int, ...] = _p((5, 50), "k of the rows trained on the average of k ELBOs", lo=2, hi=5000)
+    seeds: tuple[int, ...] = _p((0, 1, 2), "training seeds of every row", lo=0)
+    nll_images: int = _p(10_000, "test images in each row's NLL estimate", lo=1, hi=10_000)
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     """How the models are judged (the evaluation chapter)."""
 
@@ -126,8 +162,9 @@ class EvalConfig:
     device: str = _p("auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda"))
 
 
-CONFIGS: dict[str, type] = {"gan": GANConfig, "acgan": ACGANConfig, "vae": VAEConfig,
-                            "classifier": ClassifierConfig, "evaluation": EvalConfig, "gan_sweep": SweepConfig}
+CONFIGS: dict[str, type] = {"gan": GANConfig, "acgan": ACGANConfig, "vae": VAEConfig, "iwae": IWAEConfig,
+                            "classifier": ClassifierConfig, "evaluation": EvalConfig, "gan_sweep": SweepConfig,
+                            "iwae_table": IWAETableConfig}
 
 
 def describe(cls: type) -> str:

@@ -7,9 +7,12 @@ each run's metrics are computed once, stored beside its checkpoint in ``metrics-
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,7 @@ import torch
 
 from . import metrics
 from .metrics import classify
-from .config import EvalConfig, make_config
+from .config import EvalConfig, load_profile, make_config
 from .data import MNISTTensors, load_mnist, to_unit
 from .runs import (DATA_ROOT, RESULTS_ROOT, Run, RunBusy, atomic_write_bytes, atomic_write_json, exclusive, get_run,
                    get_runs)
@@ -206,6 +209,31 @@ def vae_nll(run: Run, ev: EvalConfig, data_root: Path = DATA_ROOT, images_per_ba
     return _cached(run.path / f"nll-{_cache_key(ev, run, 'nll')}.json", compute)
 
 
+def iwae_table(profile: str, ev: EvalConfig, data_root: Path = DATA_ROOT, **overrides: Any) -> list[dict[str, Any]]:
+    """The rows of metrics.json's ``vae_iwae``: for every (objective, k) of the profile's
+    ``iwae_table`` the runs of its seeds (trained as one batch, or reused), each scored with the
+    importance-sampled NLL (``vae_nll``, k = ``ev.nll_k``) and its active units on the same fixed
+    binarised test images. ``overrides`` (e.g. epochs) apply to every row's configuration."""
+    table = make_config("iwae_table", profile)
+    ev = dataclasses.replace(ev, nll_images=table.nll_images)
+    rows = []
+    for objective, ks in (("iwae", table.iwae_ks), ("vae", table.vae_ks)):
+        for k in ks:
+            cfg = make_config("iwae", profile, objective=objective, k=k,
+                              **{**overrides, "device": overrides.get("device") or ev.device})
+            rs = get_runs(cfg, profile, list(table.seeds))
+            nlls = [vae_nll(r, ev, data_root) for r in rs]
+            x = binarized_test_set(load_mnist(data_root, False), rs[0].device, ev.nll_images)
+            units = [metrics.active_units(r.models["vae"].eval(), x) for r in rs]
+            rows.append({"objective": objective, "k": k, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
+                         "seeds": list(table.seeds), **mean_sd("test_nll", [n["test_nll"] for n in nlls]),
+                         **mean_sd("active_units", units), "nll_k": ev.nll_k, "nll_images": ev.nll_images,
+                         "per_seed": [{"seed": r.cfg.seed, "test_nll": n["test_nll"], "active_units": u}
+                                      for r, n, u in zip(rs, nlls, units)],
+                         "runs": [r.path.name for r in rs]})
+    return rows
+
+
 def real_metrics(ev: EvalConfig, clf: Run, data_root: Path = DATA_ROOT) -> dict[str, Any]:
     """The floor and ceiling: real training images judged exactly like generated ones."""
     def compute() -> dict[str, Any]:
@@ -291,18 +319,29 @@ def nearest_neighbours(queries: torch.Tensor, pool: torch.Tensor, k: int = 1, ba
 
 def profile_groups(profile: str, ev: EvalConfig) -> dict[str, dict[str, Any]]:
     """Every group of runs (one configuration, all seeds) the book of ``profile`` judges, by name:
-    the keyword overrides of its configuration. The objective chapter's two-epoch runs are not
-    included (seconds; the chapter trains them)."""
-    groups: dict[str, dict[str, Any]] = {f"classifier arch={a}": {"model": "classifier", "arch": a}
-                                         for a in ev.yardsticks}
-    sweep = make_config("gan_sweep", profile)
-    for beta1 in sweep.beta1s:
-        for batch_size in sweep.batch_sizes:
-            groups[f"gan beta1={beta1} batch_size={batch_size}"] = {"model": "gan", "beta1": beta1,
-                                                                    "batch_size": batch_size}
-    groups["acgan"] = {"model": "acgan"}
-    groups["vae"] = {"model": "vae"}
-    groups["vae z_dim=2"] = {"model": "vae", "z_dim": 2}
+    the keyword overrides of its configuration. A profile trains the model families its file
+    names (``burda.yml`` names only the IWAE rows). The objective chapter's two-epoch runs are
+    not included (seconds; the chapter trains them)."""
+    named = set(load_profile(profile))
+    groups: dict[str, dict[str, Any]] = {}
+    if "classifier" in named or "gan" in named:  # the GANs' judge during training is the first yardstick
+        groups.update({f"classifier arch={a}": {"model": "classifier", "arch": a} for a in ev.yardsticks})
+    if "gan" in named:
+        sweep = make_config("gan_sweep", profile)
+        for beta1 in sweep.beta1s:
+            for batch_size in sweep.batch_sizes:
+                groups[f"gan beta1={beta1} batch_size={batch_size}"] = {"model": "gan", "beta1": beta1,
+                                                                        "batch_size": batch_size}
+    if "acgan" in named:
+        groups["acgan"] = {"model": "acgan"}
+    if "vae" in named:
+        groups["vae"] = {"model": "vae"}
+        groups["vae z_dim=2"] = {"model": "vae", "z_dim": 2}
+    if "iwae" in named:
+        table = make_config("iwae_table", profile)
+        for objective, ks in (("iwae", table.iwae_ks), ("vae", table.vae_ks)):
+            for k in ks:
+                groups[f"iwae objective={objective} k={k}"] = {"model": "iwae", "objective": objective, "k": k}
     return groups
 
 
@@ -311,20 +350,41 @@ def train_group(profile: str, group: dict[str, Any], progress: bool = False) -> 
 
     A Dask task: it takes and returns plain values, and resolves the judge itself (cached)."""
     ev = make_config("evaluation", profile)
+    with _own_cuda_stream():
+        return _train_group(profile, group, ev, progress)
+
+
+@contextlib.contextmanager
+def _own_cuda_stream() -> Iterator[None]:
+    """On a GPU, a task's kernels go to a stream of its own: tasks running as threads of one
+    process (``train_profile`` on a GPU) then overlap on the device instead of queueing."""
+    if not torch.cuda.is_available():
+        yield
+        return
+    with torch.cuda.stream(torch.cuda.Stream()):
+        yield
+
+
+def _train_group(profile: str, group: dict[str, Any], ev: EvalConfig, progress: bool) -> list[str]:
     overrides = {k: v for k, v in group.items() if k != "model"}
     if group["model"] == "classifier":
         return [classifier_run(profile, overrides["arch"], ev.device, progress=progress).summary()]
     cfg = make_config(group["model"], profile, **overrides)
     judge = classifier_run(profile, ev.yardsticks[0], ev.device) if getattr(cfg, "quality_every", 0) else None
-    return [r.summary() for r in get_runs(dataclasses.replace(cfg, device=ev.device), profile, list(ev.seeds),
+    seeds = make_config("iwae_table", profile).seeds if group["model"] == "iwae" else ev.seeds
+    return [r.summary() for r in get_runs(dataclasses.replace(cfg, device=ev.device), profile, list(seeds),
                                           judge=judge, progress=progress)]
 
 
-def train_profile(profile: str, jobs: int = 2, scheduler: str | None = None, progress: bool = True) -> dict[str, list[str]]:
+def train_profile(profile: str, jobs: int | None = None, scheduler: str | None = None,
+                  progress: bool = True) -> dict[str, list[str]]:
     """Every run the book of ``profile`` judges, trained as tasks of a Dask cluster (``executor``),
     without rendering: for a GPU machine or a cluster. A machine with the book's toolchain then
     renders from ``results/`` without retraining (run ids ignore the device). The GAN-family
-    groups start once the first yardstick (their judge during training) is trained."""
+    groups start once the first yardstick (their judge during training) is trained.
+
+    Local work: on a GPU every group is a thread of one worker (``jobs`` at a time, default all),
+    sharing the device through streams; on CPU, ``jobs`` (default 2) single-process workers."""
     from . import executor
 
     ev = make_config("evaluation", profile)
@@ -332,5 +392,8 @@ def train_profile(profile: str, jobs: int = 2, scheduler: str | None = None, pro
     judge = f"classifier arch={ev.yardsticks[0]}"
     tasks = {name: (train_group, (profile, group)) for name, group in groups.items()}
     depends = {name: judge for name, group in groups.items() if group["model"] in ("gan", "acgan")}
-    with executor.cluster(jobs, scheduler) as client:
+    gpu = (ev.device != "cpu" and torch.cuda.is_available()
+           and not (scheduler or os.environ.get(executor.SCHEDULER_ENV)))
+    jobs = jobs or (len(tasks) if gpu else 2)
+    with executor.cluster(jobs, scheduler, threads=gpu) as client:
         return executor.run(client, tasks, f"{profile}: groups of runs", progress, depends)

@@ -38,8 +38,13 @@ def threads_per_job(jobs: int) -> int:
 
 
 @contextlib.contextmanager
-def cluster(jobs: int = 2, scheduler: str | None = None) -> Iterator[Any]:
-    """A Dask client: to ``scheduler`` (or $MNISTGEN_SCHEDULER) if given, else to a new LocalCluster."""
+def cluster(jobs: int = 2, scheduler: str | None = None, threads: bool = False) -> Iterator[Any]:
+    """A Dask client: to ``scheduler`` (or $MNISTGEN_SCHEDULER) if given, else to a new LocalCluster.
+
+    ``threads=True``: one worker process running ``jobs`` tasks as threads, for trainings that
+    share one GPU. Processes would each hold their own CUDA context, and the GPU time-slices
+    between contexts; threads of one process put their work on separate streams of one context,
+    which the GPU runs side by side (the models are far too small to fill it alone)."""
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError as e:
@@ -54,6 +59,13 @@ def cluster(jobs: int = 2, scheduler: str | None = None) -> Iterator[Any]:
                                "start it first, or leave --scheduler out to work on this machine") from None
         with client:
             logger.info("Dask scheduler %s, dashboard %s", address, client.dashboard_link)
+            yield client
+        return
+    if threads:
+        with LocalCluster(n_workers=1, threads_per_worker=jobs, processes=False,  # in-process: no network
+                          dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR) as local, \
+                Client(local) as client:
+            logger.info("Dask LocalCluster: one worker, %d task threads, dashboard %s", jobs, client.dashboard_link)
             yield client
         return
     threads = str(threads_per_job(jobs))

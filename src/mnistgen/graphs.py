@@ -115,8 +115,19 @@ class DeviceEpoch:
             torch.cuda.current_stream().wait_stream(self.side)
             self.warm[key] += 1
             return
+        # Capture on this object's own stream, in thread-local mode: several trainings may share the
+        # GPU from threads of one process (``train all`` on a GPU), each on its own stream, and one
+        # thread's capture must neither see nor forbid the others' work. (``torch.cuda.graph`` would
+        # also synchronise the whole device first, which would break a capture under way in another
+        # thread.) Nothing runs during capture; the replay below performs the step.
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):  # records the step; nothing runs until the replay below
-            step()
+        self.side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(self.side):
+            graph.capture_begin(capture_error_mode="thread_local")
+            try:
+                step()
+            finally:
+                graph.capture_end()
+        torch.cuda.current_stream().wait_stream(self.side)
         self.graphs[key] = graph
         graph.replay()

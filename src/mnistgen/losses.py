@@ -85,3 +85,29 @@ def log_normal(z: torch.Tensor, mu: torch.Tensor | float = 0.0, logvar: torch.Te
     """log N(z; mu, diag(exp(logvar))) summed over the last dimension."""
     logvar_t = torch.as_tensor(logvar, dtype=z.dtype, device=z.device)
     return -0.5 * (math.log(2 * math.pi) + logvar_t + (z - mu).pow(2) / logvar_t.exp()).sum(dim=-1)
+
+
+def gaussian_log_weights(log_px_given_z: torch.Tensor, z: torch.Tensor, eps: torch.Tensor,
+                         logvar: torch.Tensor) -> torch.Tensor:
+    """Importance log-weights log w = log p(x|z) + log p(z) - log q(z|x) for z = mu + sigma * eps
+    drawn from q = N(mu, diag(exp(logvar))) and the prior p(z) = N(0, I).
+
+    log q(z|x) comes from eps directly ((z - mu)^2 / sigma^2 = eps^2), which is exact and cheaper.
+    ``logvar`` broadcasts against ``eps`` (e.g. (B, 1, d) against (B, k, d)).
+    """
+    log_q = -0.5 * (eps.pow(2).sum(-1) + logvar.sum(-1) + eps.shape[-1] * math.log(2 * math.pi))
+    return log_px_given_z + log_normal(z) - log_q
+
+
+def k_sample_bound(log_w: torch.Tensor, objective: str) -> torch.Tensor:
+    """A lower bound on log p(x) from k importance log-weights (last dimension), per example.
+
+    ``"iwae"``: log (1/k) sum_i w_i (Burda et al. 2015, eq. 8), tighter as k grows and equal to
+    log p(x) when q is the exact posterior. ``"vae"``: (1/k) sum_i log w_i, the average of k
+    single-sample ELBOs: the same expectation (the ELBO) for every k, with less variance.
+    """
+    if objective == "iwae":
+        return torch.logsumexp(log_w, dim=-1) - math.log(log_w.shape[-1])
+    if objective == "vae":
+        return log_w.mean(dim=-1)
+    raise ValueError(f"unknown objective {objective!r}; use 'iwae' or 'vae'")

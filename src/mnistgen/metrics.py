@@ -18,7 +18,7 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from .losses import bernoulli_log_likelihood, log_normal
+from .losses import bernoulli_log_likelihood, gaussian_log_weights
 
 
 # --- Classifier outputs -------------------------------------------------------------------
@@ -175,9 +175,7 @@ def importance_log_likelihood(log_px_given_z: LogLikelihood, x: torch.Tensor, mu
         m = min(chunk, k - done)
         eps = torch.randn(m, *mu.shape, generator=generator, device=x.device, dtype=mu.dtype)
         z = mu[None] + std[None] * eps
-        # log q(z|x) from eps directly: (z - mu)^2 / sigma^2 = eps^2
-        log_q = -0.5 * (eps.pow(2).sum(-1) + logvar.sum(-1) + mu.shape[-1] * math.log(2 * math.pi))
-        log_w = log_px_given_z(z, x) + log_normal(z) - log_q
+        log_w = gaussian_log_weights(log_px_given_z(z, x), z, eps, logvar)
         total = torch.logaddexp(total, torch.logsumexp(log_w.double(), dim=0))
         done += m
     return total - math.log(k)
@@ -194,3 +192,11 @@ def vae_log_likelihood(vae: torch.nn.Module, x: torch.Tensor, k: int, generator:
         return bernoulli_log_likelihood(logits, xb)
 
     return importance_log_likelihood(log_px_given_z, x, mu, logvar, k, generator, chunk)
+
+
+@torch.no_grad()
+def active_units(vae: torch.nn.Module, x: torch.Tensor, threshold: float = 1e-2, batch_size: int = 2000) -> int:
+    """Latent units in use, as Burda et al. (2015, Sec. 5.2) count them: unit j is active when
+    Cov_x(E_q(z|x)[z_j]), the variance over the images ``x`` of its posterior mean, exceeds 10^-2."""
+    mu = torch.cat([vae.encode(chunk)[0].double() for chunk in x.split(batch_size)])
+    return int((mu.var(dim=0) > threshold).sum())

@@ -177,3 +177,33 @@ def snapshot_strip(snapshots: Sequence[torch.Tensor], n_cols: int = 8, n_digits:
     rows = [torch.stack([snapshots[e - 1][d] for e in epochs]) for d in range(n_digits)]
     return image_rows(rows, [f"z{d + 1}" for d in range(n_digits)], col_labels=[f"ep {e}" for e in epochs],
                       size=1.0 * len(epochs))
+
+
+def nll_vs_k(rows: Sequence[dict[str, Any]], published: dict[str, dict[str, Any]]) -> plt.Figure:
+    """Test NLL against the k of the training bound: this report's rows (mean ± sd over seeds, every
+    seed as a dot) per objective, beside published values (``{label: table}``, open markers)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    styles = {"iwae": ("C0", "IWAE (log-mean of k weights)"), "vae": ("C1", "VAE (mean of k ELBOs)")}
+    for objective, (color, label) in styles.items():
+        # k = 1 is both objectives: the VAE line starts at the IWAE's k = 1 row
+        mine = sorted([r for r in rows if r["objective"] == objective or r["k"] == 1], key=lambda r: r["k"])
+        if not any(r["objective"] == objective for r in mine):
+            continue
+        ks = [r["k"] for r in mine]
+        ax.errorbar(ks, [r["test_nll"] for r in mine], yerr=[r["test_nll_sd"] or 0 for r in mine], color=color,
+                    marker="o", capsize=3, label=f"this report, {label}")
+        for r in mine:
+            ax.scatter([r["k"]] * len(r["per_seed"]), [s["test_nll"] for s in r["per_seed"]], s=8, color=color,
+                       alpha=0.4)
+    for (name, table), marker in zip(published.items(), ("s", "D", "^")):
+        pts = sorted((r["k"], r["test_nll"]) for r in table["rows"] if r["objective"] == "iwae")
+        ax.plot(*zip(*pts), ls="--", marker=marker, mfc="none", color="gray", label=f"{name}, IWAE")
+    ax.set_xscale("log")
+    ks = sorted({r["k"] for r in rows})
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.minorticks_off()
+    ax.set_xlabel("k (samples per image in the training bound)")
+    ax.set_ylabel("test NLL (nats) ↓")
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig

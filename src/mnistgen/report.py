@@ -13,7 +13,9 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
-from .runs import RESULTS_ROOT, Run, git_commit
+from .runs import REPO_DIR, RESULTS_ROOT, Run, git_commit
+
+PUBLISHED = REPO_DIR / "book" / "published.yml"
 
 
 def _glue(name: str, value: Any, display: bool = False) -> None:
@@ -119,3 +121,22 @@ def provenance(notebook: str, profile: str, params: dict[str, Any], runs: Sequen
             + f"; rendered at commit `{git_commit()}`.{trained}\n\n{markdown_table(header, rows)}\n\n"
             + f"Rerun this chapter: `{rerun_command(notebook, profile, params)}`; "
             + "a run whose configuration is unchanged is reused from `results/`, not retrained.")
+
+
+def published(name: str) -> dict[str, Any]:
+    """A published table from ``book/published.yml`` (source, citation key or URL, rows), so that no
+    chapter types a number it did not compute."""
+    import yaml
+
+    tables = yaml.safe_load(PUBLISHED.read_text())
+    if name not in tables:
+        raise KeyError(f"{PUBLISHED} has no table {name!r}; it has {sorted(tables)}")
+    return tables[name]
+
+
+def published_value(table: dict[str, Any], key: str, **match: Any) -> float | None:
+    """The value ``key`` of the row of ``table`` matching ``match`` (None if the source has no such row)."""
+    for row in table["rows"]:
+        if all(row.get(k) == v for k, v in match.items()):
+            return row[key]
+    return None

@@ -218,7 +218,7 @@ def _quality_evaluator(cfg: Any, judge: Run, test: MNISTTensors, device: torch.d
 
 def _epoch_evaluator(cfg: TrainConfig, test: MNISTTensors, device: torch.device,
                      judge: Run | None) -> training.Evaluator | None:
-    if cfg.model == "vae":
+    if cfg.model in ("vae", "iwae"):
         return lambda st: training.vae_test_metrics(st, test, device)
     if cfg.model == "classifier":
         return lambda st: training.classifier_test_metrics(st, test, device)

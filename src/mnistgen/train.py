@@ -12,6 +12,7 @@ identical to an uninterrupted one.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import losses
-from .config import ACGANConfig, ClassifierConfig, GANConfig, TrainConfig, VAEConfig
+from .config import ACGANConfig, ClassifierConfig, GANConfig, IWAEConfig, TrainConfig, VAEConfig
 from .data import MNISTTensors, binarize, to_signed, to_unit
 from .models import (VAE, ACDiscriminator, ConditionalGenerator, Discriminator, Generator, LeNet, SmallVGG,
                      is_seed_batched,
@@ -173,11 +174,16 @@ def build_models(cfg: TrainConfig) -> dict[str, nn.Module]:
                 "D": ACDiscriminator(cfg.hidden, cfg.n_classes)}
     if isinstance(cfg, GANConfig):
         return {"G": Generator(cfg.z_dim, cfg.hidden), "D": Discriminator(cfg.hidden)}
+    if isinstance(cfg, IWAEConfig):
+        return {"vae": VAE(cfg.z_dim, cfg.hidden, depth=cfg.depth, activation=cfg.activation)}
     if isinstance(cfg, VAEConfig):
         return {"vae": VAE(cfg.z_dim, cfg.hidden)}
     if isinstance(cfg, ClassifierConfig):
         return {"net": LeNet() if cfg.arch == "lenet" else SmallVGG()}
     raise TypeError(f"no models for {type(cfg).__name__}")
+
+
+_GLOBAL_RNG = threading.Lock()
 
 
 def init_state(cfg: TrainConfig, device: torch.device, seeds: list[int] | None = None) -> TrainState:
@@ -188,9 +194,10 @@ def init_state(cfg: TrainConfig, device: torch.device, seeds: list[int] | None =
     """
     seeds = [cfg.seed] if seeds is None else list(seeds)
     per_seed = []
-    for seed in seeds:
-        torch.manual_seed(seed)  # weight initialisation is the one draw from the global RNG
-        per_seed.append(build_models(cfg))
+    with _GLOBAL_RNG:  # tasks in threads (``train all`` on a GPU) take turns with the global RNG
+        for seed in seeds:
+            torch.manual_seed(seed)  # weight initialisation is the one draw from the global RNG
+            per_seed.append(build_models(cfg))
     models = {k: stack_seeds([m[k] for m in per_seed]).to(device) for k in per_seed[0]}
     if len(seeds) > 1 and not all(is_seed_batched(m) for m in models.values()):
         raise ValueError(f"{cfg.model} trains one seed at a time; got seeds {seeds}")
@@ -199,7 +206,8 @@ def init_state(cfg: TrainConfig, device: torch.device, seeds: list[int] | None =
     # Adam was ~27% of a GAN step at batch 128 on 2 CPU cores; see benchmarks/throughput.py).
     # Adam is elementwise, so over stacked weights it is one independent Adam per seed.
     # capturable on a GPU: the step count stays on the device, so the update can be a CUDA graph.
-    optimizers = {k: torch.optim.Adam(m.parameters(), lr=cfg.lr, betas=betas, fused=True,
+    eps = cfg.adam_eps if isinstance(cfg, IWAEConfig) else 1e-8  # Burda et al. use 1e-4
+    optimizers = {k: torch.optim.Adam(m.parameters(), lr=cfg.lr, betas=betas, eps=eps, fused=True,
                                       capturable=device.type == "cuda") for k, m in models.items()}
     data_rngs = [torch.Generator().manual_seed(seed) for seed in seeds]
     noise_rngs = [torch.Generator(device=device).manual_seed(seed + 1) for seed in seeds]
@@ -335,6 +343,54 @@ def _vae_step(st: TrainState, cfg: VAEConfig, x: torch.Tensor, y: torch.Tensor, 
     return {"loss": loss.detach(), "rec": rec.detach().mean(-1), "kl": kl.detach().mean(-1)}
 
 
+def _iwae_draw(st: TrainState, cfg: IWAEConfig, b: int, dev: torch.device) -> Draws:
+    return {"u": torch.stack([torch.rand(b, 784, generator=g, device=dev) for g in st.noise_rngs]),
+            "eps": _randn(st.noise_rngs, b, cfg.k, cfg.z_dim, device=dev)}
+
+
+def _iwae_step(st: TrainState, cfg: IWAEConfig, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor,
+               draws: Draws, g_step: bool, log_steps: bool) -> dict[str, torch.Tensor]:
+    """One step on the k-sample bound (Burda et al. 2015): k reparameterised z per image, their
+    importance log-weights, and either log-mean-exp (IWAE) or the mean (k averaged ELBOs)."""
+    vae, opt = st.models["vae"], st.optimizers["vae"]
+    rows = _rows(x, idx)
+    xb = (draws["u"] < rows).to(rows.dtype)                     # (S, b, 784)
+    mu, logvar = vae.encode(xb)                                 # (S, b, d)
+    eps = draws["eps"]                                          # (S, b, k, d)
+    z = mu.unsqueeze(-2) + torch.exp(0.5 * logvar).unsqueeze(-2) * eps
+    S, b, k, d = eps.shape
+    logits = vae.decode(z.reshape(S, b * k, d)).view(S, b, k, -1)
+    log_px = losses.bernoulli_log_likelihood(logits, xb.unsqueeze(-2))  # (S, b, k)
+    log_w = losses.gaussian_log_weights(log_px, z, eps, logvar.unsqueeze(-2))
+    loss = -losses.k_sample_bound(log_w, cfg.objective).mean(-1)  # per seed, nats per image
+    opt.zero_grad(set_to_none=True)
+    loss.sum().backward()
+    opt.step()
+    return {"loss": loss.detach()}
+
+
+BURDA_EPOCHS = 3280  # sum of 3^i, i = 0..7
+
+
+def burda_stage(epoch: int, epochs: int) -> int:
+    """The learning-rate stage i (0..7) of epoch ``epoch`` (0-based) of ``epochs``.
+
+    Burda et al. (2015) train stage i for 3^i epochs. A schedule of another length is the same
+    schedule compressed: epoch e takes the stage of their epoch floor(e * 3280 / epochs), so
+    ``epochs = 3280`` is theirs exactly and a short one keeps the stages' proportions.
+    """
+    theirs = epoch * BURDA_EPOCHS // epochs
+    i = 0
+    while (3 ** (i + 1) - 1) // 2 <= theirs:  # stage i starts at epoch (3^i - 1) / 2
+        i += 1
+    return i
+
+
+def _set_burda_lr(st: TrainState, cfg: IWAEConfig) -> None:
+    for group in st.optimizers["vae"].param_groups:
+        group["lr"] = cfg.lr * 10 ** (-burda_stage(st.epoch, cfg.epochs) / 7)
+
+
 def shift_offsets(n: int, max_shift: int, rng: torch.Generator) -> torch.Tensor:
     """(n, 2) random (dy, dx) in [-max_shift, max_shift]^2 as indices into the padded image."""
     return torch.randint(0, 2 * max_shift + 1, (2, n, 1), generator=rng)[:, :, 0].T
@@ -402,6 +458,7 @@ FAMILIES: dict[str, Family] = {
     "gan": Family(_gan_draw, _gan_step, _gan_log),
     "acgan": Family(_gan_draw, _gan_step, _gan_log),
     "vae": Family(_vae_draw, _vae_step, lambda cfg, log_steps: dict.fromkeys(("loss", "rec", "kl"), 1)),
+    "iwae": Family(_iwae_draw, _iwae_step, lambda cfg, log_steps: {"loss": 1}, _set_burda_lr),
     "classifier": Family(_classifier_draw, _classifier_step, lambda cfg, log_steps: {"loss": 1, "acc": 1},
                          _set_classifier_lr),
 }

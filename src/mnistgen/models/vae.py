@@ -8,14 +8,30 @@ from torch import nn
 from .seeded import SeedLinear
 
 
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+def _stack(n_in: int, hidden: int, depth: int, activation: str, seeds: int) -> list[nn.Module]:
+    """``depth`` deterministic layers n_in -> hidden -> ... -> hidden, each followed by the activation."""
+    layers: list[nn.Module] = []
+    for i in range(depth):
+        layers += [SeedLinear(n_in if i == 0 else hidden, hidden, seeds), ACTIVATIONS[activation]()]
+    return layers
+
+
 class VAE(nn.Module):
-    def __init__(self, z_dim: int = 20, hidden: int = 400, n_in: int = 784, seeds: int = 1) -> None:
+    """Kingma & Welling's model (one ReLU layer of 400 per side, the default) or, with
+    ``depth=2, hidden=200, z_dim=50, activation="tanh"``, the one-stochastic-layer model of
+    Burda et al. (2015)."""
+
+    def __init__(self, z_dim: int = 20, hidden: int = 400, n_in: int = 784, seeds: int = 1,
+                 depth: int = 1, activation: str = "relu") -> None:
         super().__init__()
         self.z_dim = z_dim
-        self.enc = nn.Sequential(SeedLinear(n_in, hidden, seeds), nn.ReLU())
+        self.enc = nn.Sequential(*_stack(n_in, hidden, depth, activation, seeds))
         self.enc_mu = SeedLinear(hidden, z_dim, seeds)
         self.enc_logvar = SeedLinear(hidden, z_dim, seeds)
-        self.dec = nn.Sequential(SeedLinear(z_dim, hidden, seeds), nn.ReLU(), SeedLinear(hidden, n_in, seeds))
+        self.dec = nn.Sequential(*_stack(z_dim, hidden, depth, activation, seeds), SeedLinear(hidden, n_in, seeds))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z|x) = N(mu, diag(exp(logvar)))."""
