@@ -20,7 +20,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT
 python3 -c "import torch, dask; print('torch', torch.__version__, torch.cuda.get_device_name(), 'dask', dask.__version__)" | tee -a "$OUT/gpu.txt"
 if [[ $SECTIONS == *tests* ]]; then
   timeout "${TEST_S:-200}" python3 -m pytest -q -o addopts="" -p no:cacheprovider -ra tests/test_device_epoch.py 2>&1 \
-    | tail -40 | tee "$OUT/pytest.txt"
+    > "$OUT/pytest-full.txt"; tail -25 "$OUT/pytest-full.txt" | tee "$OUT/pytest.txt"
 fi
 if [[ $SECTIONS == *threads* ]]; then
   python3 - <<'PY'

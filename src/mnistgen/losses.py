@@ -83,8 +83,10 @@ def elbo_terms(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor,
 
 def log_normal(z: torch.Tensor, mu: torch.Tensor | float = 0.0, logvar: torch.Tensor | float = 0.0) -> torch.Tensor:
     """log N(z; mu, diag(exp(logvar))) summed over the last dimension."""
-    logvar_t = torch.as_tensor(logvar, dtype=z.dtype, device=z.device)
-    return -0.5 * (math.log(2 * math.pi) + logvar_t + (z - mu).pow(2) / logvar_t.exp()).sum(dim=-1)
+    # a float logvar stays a Python number: a tensor made from it here would be a host-to-device
+    # copy, which a CUDA graph cannot capture (the IWAE step calls this with the prior's 0)
+    var = logvar.exp() if isinstance(logvar, torch.Tensor) else math.exp(logvar)
+    return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu).pow(2) / var).sum(dim=-1)
 
 
 def gaussian_log_weights(log_px_given_z: torch.Tensor, z: torch.Tensor, eps: torch.Tensor,
