@@ -138,6 +138,27 @@ def test_checkpoint_of_another_configuration_is_refused(tmp_path, data_root):
         runs.load_checkpoint(run.path / "checkpoint.pt", other, st)
 
 
+def test_a_finished_run_from_a_gpu_loads_here_and_an_unfinished_one_is_refused_plainly(tmp_path, data_root):
+    """A run written on a GPU box holds a CUDA generator's state (16 bytes: seed and offset), which a
+    CPU generator cannot take. Finished, its weights are all a book needs; unfinished, its random
+    streams cannot continue here. (Found on an H100: every checkpoint, finished or not, then failed
+    to load there too, because the generator states were mapped onto the GPU.)"""
+    cfg = make_config("gan", **TINY)
+    run = runs.get_run(cfg, "t", results_root=tmp_path, data_root=data_root)
+    ckpt = run.path / "checkpoint.pt"
+    payload = torch.load(ckpt, weights_only=True)
+    payload["state"]["noise_rng"] = torch.zeros(16, dtype=torch.uint8)  # as torch.Generator("cuda").get_state()
+    torch.save(payload, ckpt)
+    again = runs.get_run(cfg, "t", results_root=tmp_path, data_root=data_root)
+    assert again.cached
+    assert_identical(_state(again), {f"{k}.{n}": v for k, m in payload["state"]["models"].items() for n, v in m.items()})
+    payload["state"]["epoch"] = 2  # the same run, unfinished
+    torch.save(payload, ckpt)
+    (run.path / "manifest.json").unlink()
+    with pytest.raises(runs.CheckpointError, match="unfinished run started on another kind of device.*resume it where"):
+        runs.get_run(cfg, "t", results_root=tmp_path, data_root=data_root)
+
+
 def test_checkpoint_of_another_architecture_is_refused(tmp_path, data_root):
     cfg = make_config("gan", **TINY)
     run = runs.get_run(cfg, "t", results_root=tmp_path, data_root=data_root)

@@ -140,7 +140,9 @@ def load_checkpoint(path: Path, cfg: TrainConfig, st: training.TrainState) -> No
     """Restore the single-seed ``st`` from ``path``, or raise CheckpointError saying why and what to do."""
     hint = f"delete {path.parent} or retrain (retrain=True, CLI --retrain) to start over"
     try:
-        payload = torch.load(path, map_location=st.device, weights_only=True)
+        # on the CPU first: generator states must stay CPU tensors (set_state refuses CUDA ones);
+        # load_state_dict then copies weights and optimiser moments to the models' device
+        payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - truncated zip, bad pickle, not a checkpoint at all
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}: {e}); {hint}") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
@@ -149,8 +151,17 @@ def load_checkpoint(path: Path, cfg: TrainConfig, st: training.TrainState) -> No
         diff = {k: (payload["identity"].get(k), v) for k, v in cfg.identity().items() if payload["identity"].get(k) != v}
         raise CheckpointError(f"checkpoint {path} was made with another configuration "
                               f"(saved vs requested: {diff}); {hint}")
+    state = payload["state"]
+    # A noise generator's state says where it ran (a CPU generator's is 5,056 bytes, a CUDA one's 16).
+    # A finished run needs no random numbers: its weights load anywhere (a GPU box's results render
+    # on a laptop). An unfinished one cannot continue its random streams on another kind of device.
+    same_device = state["noise_rng"].numel() == st.noise_rngs[0].get_state().numel()
+    if not same_device and int(state["epoch"]) < cfg.epochs:
+        raise CheckpointError(f"checkpoint {path} is an unfinished run started on another kind of device "
+                              f"(its random-number streams are not {st.device.type}'s); resume it where it "
+                              f"started, or {hint}")
     try:
-        st.load_seed_state_dicts([payload["state"]])
+        st.load_seed_state_dicts([state], rngs=same_device)
     except (RuntimeError, KeyError, ValueError, TypeError) as e:
         raise CheckpointError(f"checkpoint {path} does not fit this architecture ({e}); {hint}") from None
 

@@ -103,8 +103,9 @@ class TrainState:
                 "data_rng": self.data_rngs[i].get_state(), "noise_rng": self.noise_rngs[i].get_state(),
                 "epoch": self.epoch, "history": self.histories[i], "snapshots": self.snapshots[i]}
 
-    def load_seed_state_dicts(self, sds: list[dict[str, Any]]) -> None:
-        """Load one state dict per seed, in the order of ``self.seeds``."""
+    def load_seed_state_dicts(self, sds: list[dict[str, Any]], rngs: bool = True) -> None:
+        """Load one state dict per seed, in the order of ``self.seeds`` (``rngs=False``: all but the
+        generators' states, for a finished run written on another kind of device)."""
         if len(sds) != self.n_seeds or len({int(sd["epoch"]) for sd in sds}) != 1:
             raise ValueError("one state per seed, all at the same epoch, is needed to train them together")
         for k, m in self.models.items():
@@ -113,7 +114,7 @@ class TrainState:
             self.optimizers[k].load_state_dict(_cat_optimizer([sd["optimizers"][k] for sd in sds], batched))
         for rng, sd in zip(self.data_rngs, sds):
             rng.set_state(sd["data_rng"])
-        for rng, sd in zip(self.noise_rngs, sds):
+        for rng, sd in zip(self.noise_rngs, sds if rngs else []):
             rng.set_state(sd["noise_rng"])
         self.epoch = int(sds[0]["epoch"])
         self.histories = [list(sd["history"]) for sd in sds]
