@@ -220,7 +220,7 @@ def published_nll(table, row):
 
 names = {"iwae": "IWAE", "vae": "VAE (mean of k ELBOs)"}
 report.glue_markdown("iwae_table", report.markdown_table(
-    ["training bound", "k", "test NLL, this report", "active units (of 50)", "epochs", "batch",
+    ["training bound", "k", "test NLL, this report", f"active units (of {icfg.z_dim})", "epochs", "batch",
      "Burda et al. (2015)", "nbip/IWAE reproduction"],
     [[names[r["objective"]] + (" = VAE" if r["k"] == 1 else ""), r["k"], report.cell(r, "test_nll"),
       report.cell(r, "active_units", 1), f"{r['epochs']:,}", r["batch_size"], published_nll(burda, r), published_nll(nbip, r)]

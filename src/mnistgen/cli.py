@@ -17,7 +17,6 @@ import ast
 import dataclasses
 import logging
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -126,40 +125,14 @@ PARALLEL_ORDER = ("gan", "acgan", "gan_objective", "vae", "evaluation")
 
 
 def render_parallel(chapters: list[str], profile: str, out_dir: Path, jobs: int, scheduler: str | None = None) -> None:
-    """Render chapters ``jobs`` at a time, each in its own process with cores/jobs torch threads.
+    """Render chapters as tasks of a Dask cluster (``executor``), ``jobs`` at a time.
 
-    On 2 CPU cores two single-threaded trainings together do ~1.5x the work of one
-    two-threaded training (measured: small matrix products scale poorly across threads), so
-    this is the faster way to build a whole book on a small CPU machine. With a Dask scheduler
-    (``--scheduler`` or $MNISTGEN_SCHEDULER) the chapters are tasks of that cluster instead.
-    Locally the process pool stays the default: through a Dask LocalCluster the same quick book
-    measured 983 s against 835 s here (the scheduler ran the evaluation chapter after the VAE
-    chapter on one worker while the other idled), a difference not yet understood.
+    Locally a LocalCluster of ``jobs`` single-process workers with cores/jobs torch threads each:
+    on 2 CPU cores two single-threaded trainings together do ~1.5x the work of one two-threaded
+    training (measured: small matrix products scale poorly across threads). With a scheduler
+    (``--scheduler`` or $MNISTGEN_SCHEDULER) the chapters go to that cluster instead. Chapters
+    start in PARALLEL_ORDER, each on whichever worker frees first (``executor.run``).
     """
-    if scheduler or os.environ.get("MNISTGEN_SCHEDULER"):
-        _render_on_cluster(chapters, profile, out_dir, jobs, scheduler)
-        return
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    queue = sorted(chapters, key=PARALLEL_ORDER.index)
-    running: list[tuple[str, subprocess.Popen]] = []
-    failed: list[str] = []
-    while queue or running:
-        while queue and len(running) < jobs:
-            ch = queue.pop(0)
-            cmd = [sys.executable, "-m", "mnistgen", "render", ch, "--profile", profile, "--out", str(out_dir)]
-            running.append((ch, subprocess.Popen(cmd, env=env)))
-        time.sleep(0.5)
-        for ch, proc in list(running):
-            if proc.poll() is not None:
-                running.remove((ch, proc))
-                if proc.returncode != 0:
-                    failed.append(ch)
-    if failed:
-        raise UsageError(f"chapter(s) {failed} failed; their errors are printed above")
-
-
-def _render_on_cluster(chapters: list[str], profile: str, out_dir: Path, jobs: int, scheduler: str | None) -> None:
     from . import executor
 
     queue = sorted(chapters, key=PARALLEL_ORDER.index)
