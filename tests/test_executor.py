@@ -101,3 +101,29 @@ def test_tasks_as_threads_of_one_worker_train_what_a_single_process_trains(tmp_p
         for seed in (0, 1):
             for a, b in zip(side_by_side[key][0][seed], alone[seed]):
                 assert torch.equal(a, b), (key, seed)
+
+
+def sleep_task(seconds: float) -> tuple[float, float]:
+    start = time.time()
+    time.sleep(seconds)
+    return start, time.time()
+
+
+@pytest.mark.slow
+def test_tasks_start_on_whichever_worker_frees_first():
+    """The book's schedule: a long chapter on one worker, the short ones one after another on the
+    other. (Submitted all at once, the scheduler assigned the last short task behind the long one
+    while the other worker idled: measured with the book's evaluation chapter.)"""
+    tasks = {"long": (sleep_task, (3.0,)), **{f"short {i}": (sleep_task, (0.5,)) for i in range(3)}}
+    with executor.cluster(jobs=2) as client:
+        done = executor.run(client, tasks, "schedule", progress=False)
+    long_end = done["long"][1]
+    assert all(done[f"short {i}"][1] < long_end for i in range(3)), done
+    assert done["short 0"][1] <= done["short 1"][0] + 0.05  # one after another on the free worker
+
+
+def test_a_dependency_outside_the_tasks_fails_that_task_by_name():
+    with executor.cluster(jobs=1, threads=True) as client:
+        with pytest.raises(executor.ClusterError, match=r"'b'.*its dependency 'nowhere' is not among the tasks"):
+            executor.run(client, {"a": (sleep_task, (0.0,)), "b": (sleep_task, (0.0,))}, "deps",
+                         progress=False, depends={"b": "nowhere"})

@@ -119,9 +119,11 @@ def cmd_render(args: argparse.Namespace) -> None:
         render_parallel(chapters, args.profile, out_dir, args.jobs, args.scheduler)
 
 
-# Longest chapters first so the two workers finish together; the evaluation chapter, which reads
-# every model, goes last. Shared runs are trained once: runs.exclusive makes the others wait.
-PARALLEL_ORDER = ("gan", "acgan", "gan_objective", "vae", "evaluation")
+# Longest chapters first so the two workers finish together: the VAE chapter (with the IWAE
+# rows) right after the first of the two GAN chapters, the short objective chapter after the
+# second; the evaluation chapter, which reads every model, goes last. Shared runs are trained
+# once: runs.exclusive makes the others wait.
+PARALLEL_ORDER = ("gan", "acgan", "vae", "gan_objective", "evaluation")
 
 
 def render_parallel(chapters: list[str], profile: str, out_dir: Path, jobs: int, scheduler: str | None = None) -> None:
