@@ -124,6 +124,6 @@ def test_tasks_start_on_whichever_worker_frees_first():
 
 def test_a_dependency_outside_the_tasks_fails_that_task_by_name():
     with executor.cluster(jobs=1, threads=True) as client:
-        with pytest.raises(executor.ClusterError, match=r"'b'.*its dependency 'nowhere' is not among the tasks"):
+        with pytest.raises(executor.ClusterError, match=r"(?s)\['b'\].*b: its dependency 'nowhere' is not among the tasks"):
             executor.run(client, {"a": (sleep_task, (0.0,)), "b": (sleep_task, (0.0,))}, "deps",
                          progress=False, depends={"b": "nowhere"})
