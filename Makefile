@@ -65,7 +65,7 @@ test-matrix: data
 
 # Regenerate the committed nbval reference copies (tests/golden) after an intended change.
 golden: data
-	MNISTGEN_RESULTS=$$(mktemp -d) $(PY) -m mnistgen render all --profile smoke --out tests/golden
+	MNISTGEN_RESULTS=$$(mktemp -d) OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 $(PY) -m mnistgen render all --profile smoke --out tests/golden
 
 bench: data
 	$(PY) -m benchmarks.throughput
