@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 MATHJAX := book/_static/mathjax/tex-svg.js
 MATHJAX_TGZ_SHA256 := 1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c09
 
-.PHONY: book test test-matrix venv data notebooks html run golden bench clean chromium
+.PHONY: book test test-matrix test-row venv data notebooks html run golden bench clean chromium
 .DEFAULT_GOAL := book
 
 venv: $(STAMP)
@@ -53,15 +53,30 @@ chromium:
 test: data $(MATHJAX) chromium
 	$(PY) -m pytest
 
-# The nbval reference notebooks under every thread count x vector instruction set torch picks
-# from (a CPU with other vector units computes like one of these); each line says pass or fail.
-test-matrix: data
-	@status=0; for threads in 1 2; do for cap in default avx2 unset; do \
-	  if [ $$cap = unset ]; then capenv="env -u ATEN_CPU_CAPABILITY"; else capenv="env ATEN_CPU_CAPABILITY=$$cap"; fi; \
-	  if $$capenv OMP_NUM_THREADS=$$threads MKL_NUM_THREADS=$$threads $(PY) -m pytest -q -p no:cacheprovider tests/golden >/tmp/mnistgen-matrix.log 2>&1; \
-	  then echo "OMP_NUM_THREADS=$$threads ATEN_CPU_CAPABILITY=$$cap: $$(tail -1 /tmp/mnistgen-matrix.log)"; \
-	  else status=1; echo "OMP_NUM_THREADS=$$threads ATEN_CPU_CAPABILITY=$$cap: FAILED"; tail -40 /tmp/mnistgen-matrix.log; fi; \
-	done; done; exit $$status
+# The whole test suite under every thread count x vector instruction set the math libraries
+# choose between, so that a user's CPU is imitated on this one: torch's own kernels
+# (ATEN_CPU_CAPABILITY), MKL's (MKL_ENABLE_INSTRUCTIONS) and oneDNN's (ONEDNN_MAX_CPU_ISA), the
+# last two restricted to AVX2 and, on a CPU with AVX-512, also left free. One line per row:
+# its settings, pytest's summary and its wall time; a failing row prints its log's tail.
+# `make test-row THREADS=1 CAP=default ISA=avx2` runs one row (CI runs that one after make test).
+ISAS := avx2 $(if $(shell grep -m1 -o avx512f /proc/cpuinfo 2>/dev/null),unset)
+THREADS ?= 1
+CAP ?= default
+ISA ?= avx2
+ROW_LOG ?= /tmp/mnistgen-matrix-$(THREADS)-$(CAP)-$(ISA).log
+
+test-row: data $(MATHJAX) chromium
+	@env $(if $(filter unset,$(CAP)),-u ATEN_CPU_CAPABILITY,ATEN_CPU_CAPABILITY=$(CAP)) \
+	  $(if $(filter unset,$(ISA)),-u MKL_ENABLE_INSTRUCTIONS -u ONEDNN_MAX_CPU_ISA,MKL_ENABLE_INSTRUCTIONS=$(shell echo $(ISA) | tr a-z A-Z) ONEDNN_MAX_CPU_ISA=$(shell echo $(ISA) | tr a-z A-Z)) \
+	  OMP_NUM_THREADS=$(THREADS) MKL_NUM_THREADS=$(THREADS) \
+	  bash -c 'start=$$(date +%s); if $(PY) -m pytest -q -p no:cacheprovider >$(ROW_LOG) 2>&1; then r=0; else r=1; fi; \
+	    echo "threads=$(THREADS) ATEN_CPU_CAPABILITY=$(CAP) MKL/oneDNN=$(ISA): $$(tail -1 $(ROW_LOG)) [$$(( $$(date +%s) - start )) s wall]"; \
+	    [ $$r = 0 ] || tail -60 $(ROW_LOG); exit $$r'
+
+test-matrix: data $(MATHJAX) chromium
+	@status=0; for threads in 1 2; do for cap in default avx2 unset; do for isa in $(ISAS); do \
+	  $(MAKE) --no-print-directory test-row THREADS=$$threads CAP=$$cap ISA=$$isa || status=1; \
+	done; done; done; exit $$status
 
 # Regenerate the committed nbval reference copies (tests/golden) after an intended change.
 golden: data

@@ -21,6 +21,7 @@ tiny smoke runs (FID, Parzen, NLL, D(x)); a change of code moves them by far mor
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -101,3 +102,19 @@ def install() -> None:
 
     compare_outputs._tolerant = True
     plugin.IPyNbCell.compare_outputs = compare_outputs
+
+
+def pin_kernel_threads(threads: str) -> None:
+    """Start nbval's kernels with ``threads`` OpenMP/MKL threads, whatever this process was given."""
+    from nbval import kernel
+
+    if getattr(kernel.start_new_kernel, "_pinned", False):
+        return
+    original = kernel.start_new_kernel
+
+    def start_new_kernel(*args, **kwargs):
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        return original(*args, env=env, **kwargs)
+
+    start_new_kernel._pinned = True
+    kernel.start_new_kernel = start_new_kernel

@@ -38,6 +38,14 @@ def test_bad_parameters_are_named_with_the_valid_choices(kwargs, pattern):
     assert "batch_size" in str(e.value)  # the list of valid parameters is part of the message
 
 
+@pytest.mark.parametrize("model, name, value", [("gan", "lr", float("nan")), ("gan", "beta1", float("inf")),
+                                                ("gan", "beta2", float("-inf")), ("iwae", "adam_eps", float("nan")),
+                                                ("gan_sweep", "beta1s", [0.5, float("nan")])])
+def test_nan_and_infinities_are_refused_with_the_valid_range(model, name, value):
+    with pytest.raises(ConfigError, match=rf"(?s)'{name}' = .*(nan|inf) is not a finite number; valid range \[.*\]"):
+        make_config(model, "quick", **{name: value})
+
+
 def test_unknown_profile_and_model():
     with pytest.raises(ConfigError, match=r"unknown profile 'fast'; choose one of \['burda', 'paper', 'quick', 'smoke'"):
         make_config("gan", "fast")
@@ -57,6 +65,10 @@ def test_cli_refuses_bad_parameters_before_any_work(tmp_path):
     assert not any(tmp_path.iterdir())  # nothing rendered
     r = _cli("train", "gan", "--profile", "smoke", "-p", "batch_size", "big")
     assert r.returncode != 0 and "'batch_size' = 'big' must be an integer" in r.stderr
+    for value in (".nan", ".inf"):  # YAML's NaN and infinities, as papermill reads them too
+        r = _cli("train", "gan", "--profile", "smoke", "-p", "lr", value)
+        assert r.returncode != 0 and "'lr' = " in r.stderr and "is not a finite number; valid range [1e-07, 1.0]" \
+            in r.stderr and "Traceback" not in r.stderr, r.stderr
     r = _cli("render", "gans")
     assert r.returncode != 0 and "unknown chapter 'gans'" in r.stderr
 
@@ -118,3 +130,17 @@ def test_runs_trained_elsewhere_and_copied_in_are_reused_not_retrained(tmp_path,
 def _cli_env(env, *args):
     return subprocess.run([sys.executable, "-m", "mnistgen", *args], capture_output=True, text=True, env=env,
                           timeout=600)
+
+
+def test_papermill_refuses_a_nan_parameter_in_the_notebooks_first_cells(tmp_path):
+    """A notebook run by papermill itself (not through the CLI) stops at make_config, naming the value."""
+    import jupytext
+    import papermill
+
+    src = tmp_path / "gan.ipynb"
+    jupytext.write(jupytext.read("notebooks/02_gan_experiments.py"), src)
+    with pytest.raises(papermill.PapermillExecutionError) as e:
+        papermill.execute_notebook(str(src), str(tmp_path / "out.ipynb"), kernel_name="python3", progress_bar=False,
+                                   parameters={"profile": "smoke", "lr": float("nan")}, cwd=str(tmp_path))
+    assert e.value.ename == "ConfigError"
+    assert "'lr' = nan is not a finite number; valid range [1e-07, 1.0]" in e.value.evalue

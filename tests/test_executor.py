@@ -25,36 +25,42 @@ def train_task(results_root: str, data_root: str, beta1: float, seeds: list[int]
     return {r.cfg.seed: [p.detach().clone() for p in r.models["G"].parameters()] for r in out}, said
 
 
-def _checkpoint_epoch(root, beta1: float, seed: int) -> int:
-    path = runs.results_dir("t", root) / "runs" / runs.run_id(make_config("gan", beta1=beta1, seed=seed, **SWEEP))
+def train_task_killing_its_worker(results_root: str, data_root: str, beta1: float, seeds: list[int],
+                                  marker: str) -> tuple[dict, list[str]]:
+    """``train_task``, whose worker process SIGKILLs itself once every seed's epoch 2 is saved (once:
+    the marker file says it happened). A fixed kill point: the test cannot race the training."""
+    save = runs.save_checkpoint
+
+    def save_then_maybe_die(path, cfg, st, i=0):
+        save(path, cfg, st, i)
+        if st.epoch == 2 and i == st.n_seeds - 1 and not os.path.exists(marker):
+            open(marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)  # no cleanup: as an OOM kill or a lost node
+
+    runs.save_checkpoint = save_then_maybe_die
     try:
-        return int(torch.load(path / "checkpoint.pt", weights_only=True)["state"]["epoch"])
-    except Exception:  # noqa: BLE001 - not written yet, or being replaced
-        return 0
+        return train_task(results_root, data_root, beta1, seeds)
+    finally:
+        runs.save_checkpoint = save
 
 
 @pytest.mark.slow
 def test_a_killed_worker_loses_no_work(tmp_path, data_root):
-    """A smoke sweep on a LocalCluster of 2 workers on 127.0.0.1; one worker is SIGKILLed mid-run.
-    Dask gives the task to a worker again, it resumes from the checkpoint, and the weights equal
-    those of the same sweep run without interruption."""
-    tasks = {f"beta1={b}": (train_task, (str(tmp_path / "killed"), str(data_root), b, [0, 1])) for b in (0.5, 0.9)}
+    """A smoke sweep on a LocalCluster of 2 workers on 127.0.0.1; one worker dies mid-run (its task
+    kills it after epoch 2 of 6). Dask gives the task to a worker again, it resumes from the
+    checkpoint, and the weights equal those of the same sweep run without interruption."""
+    marker = tmp_path / "killed-once"
+    tasks = {"beta1=0.5": (train_task_killing_its_worker, (str(tmp_path / "killed"), str(data_root), 0.5, [0, 1],
+                                                           str(marker))),
+             "beta1=0.9": (train_task, (str(tmp_path / "killed"), str(data_root), 0.9, [0, 1]))}
     with executor.cluster(jobs=2) as client:
-        futures = {k: client.submit(fn, *args, key=k, pure=False) for k, (fn, args) in tasks.items()}
-        deadline = time.monotonic() + 120
-        while _checkpoint_epoch(tmp_path / "killed", 0.5, 0) < 2:  # mid-run: 2 of 6 epochs saved
-            assert time.monotonic() < deadline, "training did not start"
-            time.sleep(0.1)
-        busy = [addr for addr, keys in client.processing().items() if "beta1=0.5" in keys]
-        assert busy, client.processing()
-        pid = client.run(os.getpid, workers=busy)[busy[0]]
-        os.kill(pid, signal.SIGKILL)  # no cleanup: as an OOM kill or a lost node
-        killed = {k: f.result(timeout=300) for k, f in futures.items()}
-        clean = executor.run(client, {k: (fn, (str(tmp_path / "clean"), *args[1:])) for k, (fn, args) in tasks.items()},
-                             "clean", progress=False)
+        killed = executor.run(client, tasks, "killed", progress=False)
+        clean = executor.run(client, {f"beta1={b}": (train_task, (str(tmp_path / "clean"), str(data_root), b, [0, 1]))
+                                      for b in (0.5, 0.9)}, "clean", progress=False)
+    assert marker.exists()  # the worker did die
     assert len(list((runs.results_dir("t", tmp_path / "killed") / "runs").iterdir())) == 4
-    # the killed task ran again and resumed its two seeds from a checkpoint, not from scratch
-    assert sum("resuming" in line for line in killed["beta1=0.5"][1]) == 2, killed["beta1=0.5"][1]
+    # the killed task ran again and resumed its two seeds from epoch 2, not from scratch
+    assert [line.split(" from ")[1] for line in killed["beta1=0.5"][1] if "resuming" in line] == ["epoch 2 of 6"] * 2
     for key in tasks:
         for seed in (0, 1):
             for a, b in zip(killed[key][0][seed], clean[key][0][seed]):
@@ -103,23 +109,47 @@ def test_tasks_as_threads_of_one_worker_train_what_a_single_process_trains(tmp_p
                 assert torch.equal(a, b), (key, seed)
 
 
-def sleep_task(seconds: float) -> tuple[float, float]:
-    start = time.time()
+def sleep_task(seconds: float) -> None:
     time.sleep(seconds)
-    return start, time.time()
+
+
+def long_task(folder: str, shorts: int) -> tuple[str, bool]:
+    """Blocks until every short task has finished (their marker files exist), then says so. Had the
+    scheduler queued a short task behind this one on its worker, that task could not finish while
+    this one waits: the wait ends at its cap with False (a cap, not a timing being judged)."""
+    from distributed import get_worker
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if all(os.path.exists(os.path.join(folder, f"short-{i}")) for i in range(shorts)):
+            return get_worker().address, True
+        time.sleep(0.05)
+    return get_worker().address, False
+
+
+def short_task(folder: str, i: int) -> tuple[str, list[str]]:
+    """Leaves its marker; returns its worker and the markers that existed when it started."""
+    from distributed import get_worker
+
+    before = sorted(os.listdir(folder))
+    open(os.path.join(folder, f"short-{i}"), "w").close()
+    return get_worker().address, before
 
 
 @pytest.mark.slow
-def test_tasks_start_on_whichever_worker_frees_first():
+def test_tasks_start_on_whichever_worker_frees_first(tmp_path):
     """The book's schedule: a long chapter on one worker, the short ones one after another on the
     other. (Submitted all at once, the scheduler assigned the last short task behind the long one
-    while the other worker idled: measured with the book's evaluation chapter.)"""
-    tasks = {"long": (sleep_task, (3.0,)), **{f"short {i}": (sleep_task, (0.5,)) for i in range(3)}}
+    while the other worker idled: measured with the book's evaluation chapter.) Judged by what
+    each task saw, not by clocks."""
+    tasks = {"long": (long_task, (str(tmp_path), 3)), **{f"short {i}": (short_task, (str(tmp_path), i)) for i in range(3)}}
     with executor.cluster(jobs=2) as client:
         done = executor.run(client, tasks, "schedule", progress=False)
-    long_end = done["long"][1]
-    assert all(done[f"short {i}"][1] < long_end for i in range(3)), done
-    assert done["short 0"][1] <= done["short 1"][0] + 0.05  # one after another on the free worker
+    long_worker, saw_every_short = done["long"]
+    assert saw_every_short, "a short task waited behind the long one"
+    assert all(done[f"short {i}"][0] != long_worker for i in range(3)), done
+    # one after another on the free worker: each started after the previous one had finished
+    assert [done[f"short {i}"][1] for i in range(3)] == [[], ["short-0"], ["short-0", "short-1"]], done
 
 
 def test_a_dependency_outside_the_tasks_fails_that_task_by_name():

@@ -8,6 +8,7 @@ names the parameter and lists the valid ones.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -253,6 +254,9 @@ def make_config(model: str, profile: str | None = None, **overrides: Any) -> Any
             raise ConfigError(f"{model}: parameter {key!r} = {v!r} must be one of {list(m['choices'])}.\n"
                               f"Valid parameters:\n{describe(cls)}")
         for x in (v if isinstance(v, tuple) else (v,)):
+            if isinstance(x, float) and not math.isfinite(x):  # NaN fails no comparison: ask first
+                raise ConfigError(f"{model}: parameter {key!r} = {x!r} is not a finite number; valid range "
+                                  f"[{m.get('lo')}, {m.get('hi')}].\nValid parameters:\n{describe(cls)}")
             if isinstance(x, (int, float)) and not isinstance(x, bool):
                 if (m.get("lo") is not None and x < m["lo"]) or (m.get("hi") is not None and x > m["hi"]):
                     raise ConfigError(f"{model}: parameter {key!r} = {x!r} is out of range "

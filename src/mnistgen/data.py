@@ -182,13 +182,15 @@ def load_mnist(root: str | Path = "data", train: bool = True, *, verify_md5: boo
 
 
 def to_signed(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] -> float in [-1, 1], flattened to (N, 784): the GAN's tanh range."""
-    return images.reshape(len(images), -1).float().div_(127.5).sub_(1.0)
+    """uint8 [0, 255] -> float in [-1, 1], flattened to (N, 784): the GAN's tanh range.
+
+    In torch's default dtype (float32; the tests' oracles run whole trainings in float64)."""
+    return images.reshape(len(images), -1).to(torch.get_default_dtype()).div_(127.5).sub_(1.0)
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] -> float in [0, 1], flattened to (N, 784): Bernoulli intensities."""
-    return images.reshape(len(images), -1).float().div_(255.0)
+    return images.reshape(len(images), -1).to(torch.get_default_dtype()).div_(255.0)
 
 
 def binarize(intensities: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

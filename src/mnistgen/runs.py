@@ -7,7 +7,13 @@ seeds it was trained beside: asking for seeds 0-4 after 0-2 trains only 3 and 4 
 Inside:
 
 - ``checkpoint.pt``: weights, optimiser state, RNG states, epoch, history; rewritten atomically at
-  the end of every epoch (temporary file, fsync, rename), loaded with ``weights_only=True``.
+  the end of every epoch (temporary file, fsync, rename). The file is a short header (magic and
+  the SHA-256 of the rest) followed by ``torch.save``'s bytes, read back with ``weights_only=True``
+  only once the digest matches: a flipped byte anywhere is refused, not loaded as a changed
+  weight (``read_checkpoint``).
+- ``checkpoint.prev.pt``: the epoch before, kept while the run trains. Seeds of one batch are
+  saved one after the other, so a kill between two saves leaves them one epoch apart; the seeds
+  ahead then step back to this file and the batch resumes whole, bitwise as if never killed.
 - ``manifest.json``: written last, only when training completed. Its presence is what makes a run
   reusable: a directory without it is resumed from its checkpoint, never rendered.
 - ``history.json``: per-epoch values, for plots and outside tools.
@@ -19,6 +25,7 @@ import contextlib
 import dataclasses
 import fcntl
 import hashlib
+import io
 import json
 import logging
 import os
@@ -42,7 +49,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parents[1]
 # Source files whose change changes what training produces (plots, metrics and the CLI do not).
 TRAINING_SOURCES = ("data.py", "losses.py", "train.py", "models")
-CHECKPOINT_FORMAT = 2  # 2: one seed's state of a seed-batched training (train.TrainState.seed_state_dict)
+CHECKPOINT_FORMAT = 3  # 3: 2 (one seed's state of a seed-batched training) behind a SHA-256 header
+CHECKPOINT_MAGIC = b"MNISTGEN-CKPT-3\n"  # then 32 bytes of SHA-256 over everything after them
 # Where runs and data live unless told otherwise; tests point these at temporary folders.
 RESULTS_ROOT = Path(os.environ.get("MNISTGEN_RESULTS", REPO_DIR / "results"))
 DATA_ROOT = Path(os.environ.get("MNISTGEN_DATA", REPO_DIR / "data"))
@@ -129,24 +137,58 @@ def environment() -> dict[str, str]:
             "torchvision": torchvision.__version__, "numpy": numpy.__version__}
 
 
+def _previous(path: Path) -> Path:
+    return path.with_name(path.stem + ".prev" + path.suffix)
+
+
 def save_checkpoint(path: Path, cfg: TrainConfig, st: training.TrainState, i: int = 0) -> None:
-    """Seed ``i`` of ``st`` (whose configuration is ``cfg`` with that seed) to ``path``, atomically."""
+    """Seed ``i`` of ``st`` (whose configuration is ``cfg`` with that seed) to ``path``, atomically.
+
+    The checkpoint it replaces becomes ``checkpoint.prev.pt`` (see the module docstring).
+    """
     payload = {"format": CHECKPOINT_FORMAT, "identity": cfg.identity(), "code_version": code_version(),
                "state": st.seed_state_dict(i)}
-    atomic_write_bytes(path, lambda f: torch.save(payload, f))
+    if path.is_file():
+        os.replace(path, _previous(path))  # a kill right here leaves the previous epoch, which loads
+    write_checkpoint(path, payload)
+
+
+def write_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """``payload`` as a checkpoint file: magic, SHA-256 of the rest, ``torch.save``'s bytes; atomically."""
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    body = buf.getvalue()
+    blob = CHECKPOINT_MAGIC + hashlib.sha256(body).digest() + body
+    atomic_write_bytes(path, lambda f: f.write(blob))
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """The payload of a checkpoint file, or CheckpointError if any byte of it is not as written."""
+    hint = f"delete {path.parent} or retrain (retrain=True, CLI --retrain) to start over"
+    blob = path.read_bytes()
+    head = len(CHECKPOINT_MAGIC)
+    if not blob.startswith(CHECKPOINT_MAGIC):
+        raise CheckpointError(f"{path} is not a mnistgen checkpoint of format {CHECKPOINT_FORMAT} "
+                              f"(corrupt, truncated or from older code); {hint}")
+    digest, body = blob[head:head + 32], blob[head + 32:]
+    if len(digest) < 32 or hashlib.sha256(body).digest() != digest:
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated: its SHA-256 does not match the "
+                              f"content ({len(blob):,} bytes); {hint}")
+    try:
+        # on the CPU first: generator states must stay CPU tensors (set_state refuses CUDA ones);
+        # load_state_dict then copies weights and optimiser moments to the models' device
+        payload = torch.load(io.BytesIO(body), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - intact bytes that are still no checkpoint (a pickle with code)
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}: {e}); {hint}") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a mnistgen checkpoint of format {CHECKPOINT_FORMAT}; {hint}")
+    return payload
 
 
 def load_checkpoint(path: Path, cfg: TrainConfig, st: training.TrainState) -> None:
     """Restore the single-seed ``st`` from ``path``, or raise CheckpointError saying why and what to do."""
     hint = f"delete {path.parent} or retrain (retrain=True, CLI --retrain) to start over"
-    try:
-        # on the CPU first: generator states must stay CPU tensors (set_state refuses CUDA ones);
-        # load_state_dict then copies weights and optimiser moments to the models' device
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - truncated zip, bad pickle, not a checkpoint at all
-        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}: {e}); {hint}") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not a mnistgen checkpoint of format {CHECKPOINT_FORMAT}; {hint}")
+    payload = read_checkpoint(path)
     if payload["identity"] != cfg.identity():
         diff = {k: (payload["identity"].get(k), v) for k, v in cfg.identity().items() if payload["identity"].get(k) != v}
         raise CheckpointError(f"checkpoint {path} was made with another configuration "
@@ -303,9 +345,11 @@ def _get_runs_locked(cfgs: list[TrainConfig], profile: str, paths: list[Path], d
     pending: list[training.TrainState] = []
     for c, path in zip(cfgs, paths):
         ckpt, manifest_path = path / "checkpoint.pt", path / "manifest.json"
+        for stale in path.glob(".*.tmp"):  # a write killed part way (we hold the lock: nobody is writing)
+            stale.unlink()
         st = training.init_state(c, device)
         if retrain:
-            for p in (manifest_path, ckpt):
+            for p in (manifest_path, ckpt, _previous(ckpt)):
                 p.unlink(missing_ok=True)
         if manifest_path.is_file() and ckpt.is_file():
             load_checkpoint(ckpt, c, st)
@@ -315,14 +359,19 @@ def _get_runs_locked(cfgs: list[TrainConfig], profile: str, paths: list[Path], d
                     m.eval()
                 runs[c.seed] = Run(path, c, st, manifest, cached=True)
                 continue
+        if not ckpt.is_file() and _previous(ckpt).is_file():  # killed between the two renames of a save
+            os.replace(_previous(ckpt), ckpt)
         if ckpt.is_file():
             load_checkpoint(ckpt, c, st)
-            log(f"resuming {path.name} from epoch {st.epoch} of {c.epochs}")
         manifest_path.unlink(missing_ok=True)  # an unfinished run has no manifest
         pending.append(st)
+    by_seed = {c.seed: (c, path) for c, path in zip(cfgs, paths)}
+    pending = _align_epochs(pending, by_seed, device)
+    for st in pending:
+        if st.epoch:
+            log(f"resuming {by_seed[st.seeds[0]][1].name} from epoch {st.epoch} of {cfgs[0].epochs}")
     failed: dict[int, str] = {}
     if pending:
-        by_seed = {c.seed: (c, path) for c, path in zip(cfgs, paths)}
         train_data = load_mnist(data_root, train=True)
         test_data = load_mnist(data_root, train=False)
         evaluate = _epoch_evaluator(cfgs[0], test_data, device, judge)
@@ -358,6 +407,37 @@ def _get_runs_locked(cfgs: list[TrainConfig], profile: str, paths: list[Path], d
     return [runs[c.seed] for c in cfgs]
 
 
+def _align_epochs(pending: list[training.TrainState], by_seed: dict[int, tuple[TrainConfig, Path]],
+                  device: torch.device) -> list[training.TrainState]:
+    """Seeds one epoch ahead of the others step back to their previous checkpoint.
+
+    A batch saves its seeds one after another, so a kill between two saves leaves some seeds one
+    epoch ahead. Trained on as two batches, each seed would be bitwise its own but computed by
+    other kernels (a batch of 1 and of 2 instead of 3), so not bitwise the uninterrupted run;
+    stepping back costs at most one epoch and resumes the batch as it was. (Seeds further apart
+    were trained apart on purpose, e.g. asked for at different times: they stay as they are.)
+    """
+    if not pending:
+        return pending
+    low = min(st.epoch for st in pending)
+    out = []
+    for st in pending:
+        c, path = by_seed[st.seeds[0]]
+        if st.epoch == low + 1:
+            back = training.init_state(c, device)  # epoch 0 is a fresh start: the same draws again
+            ckpt = path / "checkpoint.pt"
+            if low > 0 and _previous(ckpt).is_file():
+                load_checkpoint(_previous(ckpt), c, back)
+            if back.epoch == low:  # the files step back too, so the next save keeps this epoch as prev
+                if low > 0:
+                    os.replace(_previous(ckpt), ckpt)
+                else:
+                    ckpt.unlink()
+                st = back
+        out.append(st)
+    return out
+
+
 def _finish(path: Path, cfg: TrainConfig, st: training.TrainState, profile: str, device: torch.device,
             trained_with: list[int], started: float) -> dict[str, Any]:
     """Write a finished seed's history and, last, its manifest (what makes the run reusable)."""
@@ -377,4 +457,5 @@ def _finish(path: Path, cfg: TrainConfig, st: training.TrainState, profile: str,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     atomic_write_json(path / "manifest.json", manifest)
+    _previous(path / "checkpoint.pt").unlink(missing_ok=True)  # a finished run needs only its last epoch
     return manifest
