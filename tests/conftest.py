@@ -21,6 +21,9 @@ os.environ.setdefault("MKL_NUM_THREADS", "2")
 # of any core count and under any OMP_NUM_THREADS (the matrix's other settings, the vector units,
 # reach them unchanged): a reference is reproducible only at the thread count that made it.
 REFERENCE_THREADS = "2"
+# The figures the reference notebooks glue, as this session's code draws them (nbval keeps them
+# here as it runs the notebooks; tests/test_book.py checks these, not the committed PNGs).
+FRESH_FIGURES = Path(tempfile.mkdtemp(prefix="mnistgen-fresh-figures-"))
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("MNISTGEN_DATA", REPO / "data"))
@@ -67,5 +70,5 @@ import importlib.util  # noqa: E402
 import nbval_tolerance  # noqa: E402
 
 if importlib.util.find_spec("nbval") is not None:
-    nbval_tolerance.install()
+    nbval_tolerance.install(FRESH_FIGURES)
     nbval_tolerance.pin_kernel_threads(REFERENCE_THREADS)

@@ -21,8 +21,10 @@ tiny smoke runs (FID, Parzen, NLL, D(x)); a change of code moves them by far mor
 
 from __future__ import annotations
 
+import base64
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 RTOL = 5e-3
@@ -84,10 +86,25 @@ def _snap_output(cell: Any, test: Any, ref: Any) -> Any:
     return out
 
 
-def install() -> None:
+GLUED_PNG = "application/papermill.record/image/png"
+
+
+def stash_glued_figures(test: list[dict[str, Any]], folder: Path) -> None:
+    """Write every figure a freshly executed cell glued to ``folder/<name>.png``."""
+    for out in test:
+        name = out.get("metadata", {}).get("scrapbook", {}).get("name")
+        png = out.get("data", {}).get(GLUED_PNG)
+        if name and png:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{name}.png").write_bytes(base64.b64decode(png))
+
+
+def install(figures: Path | None = None) -> None:
     """Wrap nbval's output comparison so numbers are compared with the tolerance above.
 
     nbval coalesces each cell's streams before it compares, so outputs pair up by position.
+    ``figures``: also keep the PNGs each notebook's cells glue as this run drew them, under
+    ``figures/<notebook stem>/`` (the figure tests check those, not the committed references).
     """
     from nbval import plugin
 
@@ -96,6 +113,8 @@ def install() -> None:
     original = plugin.IPyNbCell.compare_outputs
 
     def compare_outputs(self, test, ref, skip_compare=None):
+        if figures is not None:
+            stash_glued_figures(test, figures / Path(str(self.parent.fspath)).stem)
         if len(test) == len(ref):
             test = [_snap_output(self, t, r) for t, r in zip(test, ref)]
         return original(self, test, ref, skip_compare)

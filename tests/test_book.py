@@ -33,12 +33,17 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 EXPECTED_FIGURES = {
     "01_gan_objective": {"obj_theory": (400, 250), "obj_measured": (800, 250), "obj_samples": (500, 200)},
     "02_gan_experiments": {"gan_samples": (400, 400), "gan_interp": (500, 400), "gan_curves": (800, 250),
-                           "gan_strip": (100, 300)},
-    "03_vae": {"vae_curves": (1000, 250), "vae_recon": (500, 200), "vae_samples": (400, 400),
+                           "gan_strip": (100, 300), "gan_quality": (600, 250), "gan_sweep": (800, 250)},
+    "03_vae": {"vae_curves": (1000, 250), "iwae_k": (400, 250), "vae_recon": (500, 200), "vae_samples": (400, 400),
                "vae_interp": (500, 400), "vae_latent": (800, 400)},
-    "04_acgan": {"acgan_grid": (400, 400), "acgan_morph": (500, 300), "acgan_curves": (1000, 250)},
+    "04_acgan": {"acgan_grid": (400, 400), "acgan_morph": (500, 300), "acgan_curves": (1000, 250),
+                 "acgan_quality": (600, 250)},
     "05_evaluation": {"eval_classes": (600, 250), "eval_nn": (500, 150)},
 }
+# The figures that are one grid of digits: name -> (rows, columns) of tiles, each of which must
+# hold a digit (not one flat colour).
+DIGIT_GRIDS = {"gan_samples": (10, 10), "gan_interp": (8, 10), "gan_strip": (6, 2), "vae_recon": (4, 10),
+               "vae_samples": (10, 10), "vae_interp": (8, 10), "acgan_grid": (10, 10), "eval_nn": (3, 10)}
 
 
 def glued_pngs(notebook: Path) -> dict[str, bytes]:
@@ -54,10 +59,64 @@ def glued_pngs(notebook: Path) -> dict[str, bytes]:
     return out
 
 
+def fresh_pngs(stem: str, tmp_path: Path) -> dict[str, bytes]:
+    """The figures of chapter ``stem`` as the current code draws them (smoke profile).
+
+    In a full run nbval has just executed the reference notebook and kept its figures
+    (``conftest.FRESH_FIGURES``); run alone, this test executes the notebook itself."""
+    from conftest import FRESH_FIGURES
+
+    folder = FRESH_FIGURES / stem
+    if not folder.is_dir():
+        import papermill
+
+        papermill.execute_notebook(str(GOLDEN / f"{stem}.ipynb"), str(tmp_path / f"{stem}.ipynb"),
+                                   kernel_name="python3", progress_bar=False, cwd=str(REPO))
+        return glued_pngs(tmp_path / f"{stem}.ipynb")
+    return {p.stem: p.read_bytes() for p in folder.glob("*.png")}
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of each run of True in a 1-d mask."""
+    edges = np.diff(np.concatenate([[0], mask.astype(int), [0]]))
+    return list(zip(np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]))
+
+
+def digit_tiles(png: bytes) -> list[list[np.ndarray]]:
+    """The tiles of a digit grid drawn by ``plots._grid_figure``, as grey arrays, row by row.
+
+    Digits sit on black, tiles are separated by white padding, the figure is white: the grid is
+    where most pixels are not white; inside it, rows and columns of white alone are padding.
+    Runs shorter than half the longest (tick labels, a title) are not tiles.
+    """
+    g = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=float)
+    dark = g < 200
+    cols, rows = dark.sum(0), dark.sum(1)
+    cs, rs = np.nonzero(cols > 0.3 * cols.max())[0], np.nonzero(rows > 0.3 * rows.max())[0]
+    box = g[rs[0]:rs[-1] + 1, cs[0]:cs[-1] + 1]
+    def tile_runs(mask):
+        runs = _runs(mask)
+        longest = max(b - a for a, b in runs)
+        return [(a, b) for a, b in runs if b - a >= longest / 2]
+    tc, tr = tile_runs((box < 200).any(0)), tile_runs((box < 200).any(1))
+    return [[box[r0:r1, c0:c1] for c0, c1 in tc] for r0, r1 in tr]
+
+
+def blank_tiles(png: bytes, shape: tuple[int, int]) -> list[str]:
+    """Problems of a digit grid: a tile count other than ``shape``, or tiles of one flat colour."""
+    tiles = digit_tiles(png)
+    got = (len(tiles), len(tiles[0]) if tiles else 0)
+    if got != shape:  # a white tile merges with the padding; a missing image leaves a gap
+        return [f"{got[0]} x {got[1]} tiles instead of {shape[0]} x {shape[1]}"]
+    # a digit's strokes against black: grey-level sd ~15-35 at any size; a flat tile: ~0
+    return [f"tile ({i}, {j}) is blank (sd {t.std():.1f})" for i, row in enumerate(tiles)
+            for j, t in enumerate(row) if t.std() < 5]
+
+
 @pytest.mark.parametrize("stem", sorted(EXPECTED_FIGURES))
-def test_every_expected_figure_is_a_valid_non_blank_png(stem):
-    pngs = glued_pngs(GOLDEN / f"{stem}.ipynb")
-    assert set(EXPECTED_FIGURES[stem]) <= set(pngs), f"{stem}: missing {set(EXPECTED_FIGURES[stem]) - set(pngs)}"
+def test_every_figure_the_current_code_draws_is_there_and_not_blank(stem, tmp_path):
+    pngs = fresh_pngs(stem, tmp_path)
+    assert set(pngs) == set(EXPECTED_FIGURES[stem]), f"{stem}: glued {sorted(pngs)}, expected {sorted(EXPECTED_FIGURES[stem])}"
     for name, (min_w, min_h) in EXPECTED_FIGURES[stem].items():
         img = Image.open(io.BytesIO(pngs[name]))
         img.verify()  # a truncated or corrupt PNG raises here
@@ -66,6 +125,35 @@ def test_every_expected_figure_is_a_valid_non_blank_png(stem):
         assert w >= min_w and h >= min_h, f"{name}: {w}x{h}, expected at least {min_w}x{min_h}"
         pixels = np.asarray(img, dtype=float)
         assert pixels.std() > 5, f"{name} is blank (pixel std {pixels.std():.1f})"
+        if name in DIGIT_GRIDS:
+            assert not blank_tiles(pngs[name], DIGIT_GRIDS[name]), f"{name}: {blank_tiles(pngs[name], DIGIT_GRIDS[name])}"
+
+
+def test_the_tile_check_catches_a_blank_digit():
+    """A grid with a black tile, a white (saturated) tile or a missing row fails the check; the
+    intact grid passes."""
+    import matplotlib.pyplot as plt
+    from conftest import DATA
+
+    from mnistgen import data, plots
+
+    images = data.load_mnist(DATA, train=False).images[:20]
+
+    def png(x):
+        fig = plots.sample_grid(x, nrow=10, size=5.0)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        plt.close(fig)
+        return buf.getvalue()
+
+    assert blank_tiles(png(images), (2, 10)) == []
+    black = images.clone()
+    black[13] = 0
+    assert blank_tiles(png(black), (2, 10)) == ["tile (1, 3) is blank (sd 0.0)"]
+    white = images.clone()
+    white[4] = 255
+    assert blank_tiles(png(white), (2, 10)) == ["tile (0, 4) is blank (sd 0.0)"]
+    assert blank_tiles(png(images[:10]), (2, 10)) == ["1 x 10 tiles instead of 2 x 10"]  # a row missing
 
 
 def _book_sources(dst: Path) -> None:
@@ -126,9 +214,11 @@ def server(built_book):
 # - each chapter's provenance ("How this page was produced") followed by a rendered <table>;
 # - code collapsed: the only code cell whose source shows is the one tagged `parameters`
 #   (it says how to rerun); every other cell's source sits behind the show/hide toggle;
-# - no code line cut at the page's edge: visible <pre> blocks do not overflow sideways.
+# - no code line cut at the page's edge: visible <pre> blocks do not overflow sideways;
+# - every equation typeset by MathJax (each .math holds an <mjx-container>), none an error box;
+# - every figure the chapter's source glues (by its label) present, with a loaded image.
 PAGE_PROBLEMS_JS = r"""
-(isChapter) => {
+([isChapter, figureLabels]) => {
   const problems = [];
   const article = document.querySelector('article') || document.body;
   const visible = el => el.checkVisibility();  // false inside a closed <details> (content-visibility)
@@ -165,13 +255,43 @@ PAGE_PROBLEMS_JS = r"""
       problems.push('a code line is cut at the edge: ' + JSON.stringify(pre.textContent.trim().slice(0, 60)));
     }
   }
+  for (const m of article.querySelectorAll('.math')) {
+    if (!m.querySelector('mjx-container svg')) {
+      problems.push('an equation not typeset: ' + JSON.stringify(m.textContent.trim().slice(0, 60)));
+    }
+  }
+  for (const e of article.querySelectorAll('mjx-merror, [data-mml-node="merror"]')) {  // CHTML, SVG output
+    problems.push('an equation MathJax could not read: ' + JSON.stringify(e.getAttribute('data-mjx-error') || e.textContent.trim().slice(0, 80)));
+  }
+  for (const label of figureLabels) {
+    const fig = document.getElementById(label);
+    const img = fig && fig.querySelector('img');
+    if (!img) problems.push('figure ' + label + ' is missing');
+    else if (!(img.complete && img.naturalWidth > 0)) problems.push('figure ' + label + ' has no image');
+  }
   return problems;
 }
 """
 
 
-def page_problems(page, chapter: bool) -> list[str]:
-    return page.evaluate(PAGE_PROBLEMS_JS, chapter)
+def figure_labels(doc: str) -> list[str]:
+    """The labels of the figures chapter ``doc`` (``book/generated/<stem>``) glues, from its source."""
+    import re
+
+    src = REPO / "notebooks" / f"{Path(doc).name}.py"
+    if not src.is_file():
+        return []
+    return re.findall(r"\{glue:figure\} \w+\n# :name: ([\w-]+)", src.read_text())
+
+
+def wait_for_math(page) -> None:
+    """Until MathJax has typeset the page (its startup promise), where the page loads MathJax."""
+    page.wait_for_function("!window.MathJax || (MathJax.startup && MathJax.startup.promise)", timeout=20_000)
+    page.evaluate("window.MathJax && MathJax.startup ? MathJax.startup.promise.then(() => true) : true")
+
+
+def page_problems(page, chapter: bool, figures: list[str] = ()) -> list[str]:
+    return page.evaluate(PAGE_PROBLEMS_JS, [chapter, list(figures)])
 
 
 def _launch(p):
@@ -206,17 +326,17 @@ def test_every_page_in_headless_chromium(server):
             imgs = page.eval_on_selector_all("img", "els => els.map(e => [e.src, e.complete && e.naturalWidth > 0])")
             assert all(ok for _, ok in imgs), f"{doc}: images not loaded: {[s for s, ok in imgs if not ok]}"
             n_math = page.eval_on_selector_all(".math", "els => els.length")
-            if n_math:
-                page.wait_for_function("document.querySelectorAll('mjx-container').length > 0", timeout=20_000)
-                rendered = page.eval_on_selector_all("mjx-container svg", "els => els.length")
-                assert rendered > 0, f"{doc}: {n_math} equations, none rendered by MathJax"
+            wait_for_math(page)
             links = page.eval_on_selector_all("nav.bd-docs-nav a.reference.internal",
                                               "els => els.map(e => e.href)")
             for href in links:
                 r = page.request.get(href.split("#")[0])
                 assert r.ok, f"{doc}: table-of-contents link {href} -> {r.status}"
             chapter = "/generated/" in f"/{doc}"
-            if found := page_problems(page, chapter):
+            labels = figure_labels(doc)
+            if chapter:
+                assert labels, f"{doc}: no figure labels found in its source"
+            if found := page_problems(page, chapter, labels):
                 problems[doc] = found
             tables = page.eval_on_selector_all("article table", "els => els.length")
             report[doc] = {"images": len(imgs), "equations": n_math, "toc_links": len(links), "tables": tables}
@@ -229,7 +349,8 @@ def test_every_page_in_headless_chromium(server):
     assert not problems, f"pages that do not read as a report: {json.dumps(problems, indent=1)}"
     assert not failed, f"failed requests: {failed}"
     assert not errors, f"console errors: {errors}"
-    assert sum(v["images"] for v in report.values()) >= sum(len(f) for f in EXPECTED_FIGURES.values())
+    for stem, figures in EXPECTED_FIGURES.items():  # page by page: each chapter shows its own figures
+        assert len(figure_labels(f"book/generated/{stem}")) == len(figures), stem
     chapters = [d for d in report if "/generated/" in f"/{d}"]
     assert all(report[d]["tables"] >= 1 for d in chapters), report
 
@@ -278,3 +399,66 @@ def test_the_page_checks_catch_a_broken_table_and_open_code():
     assert "code shown outside the parameters cell" in joined
     assert fixed == []
     assert any("cut at the edge" in c for c in cut), cut
+
+
+TINY_PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg==")
+GOOD_CHAPTER = """<html><body><article>
+<div class="cell tag_parameters"><div class="cell_input"><pre>profile = "quick"</pre></div></div>
+<p>The loss <span class="math notranslate nohighlight">\\(\\log D(x)\\)</span> and</p>
+<div class="math notranslate nohighlight">\\[\\min_G \\max_D V(D, G)\\]</div>
+<figure id="fig-x"><img src="data:image/png;base64,{png}"></figure>
+<div class="cell tag_hide-input"><details class="hide above-input"><summary>Show code</summary>
+<div class="cell_input"><pre>from mnistgen import report</pre></div></details>
+<div class="cell_output"><p><strong>How this page was produced.</strong> Profile quick.</p>
+<table><tr><th>run</th></tr><tr><td>gan-seed0-abc</td></tr></table></div></div>
+</article></body></html>""".replace("{png}", TINY_PNG)
+
+# each defect a page can have -> (how to make it from GOOD_CHAPTER, the problem the checks must report)
+PAGE_DEFECTS = {
+    "no provenance": (lambda h: h.replace("How this page was produced.", "Produced."), "no provenance paragraph"),
+    "parameters hidden": (lambda h: h.replace('<div class="cell tag_parameters"><div class="cell_input"><pre>profile = "quick"</pre></div>',
+                                              '<div class="cell tag_parameters"><details><summary>Show code</summary><div class="cell_input"><pre>profile = "quick"</pre></div></details>'),
+                          "the parameters cell is hidden"),
+    "broken equation": (lambda h: h.replace("\\(\\log D(x)\\)", "\\(x^1^2\\)"), "an equation MathJax could not read"),
+    "equation left as text": (lambda h: h.replace("\\[\\min_G \\max_D V(D, G)\\]", "min_G max_D V(D, G)"),
+                              "an equation not typeset"),
+    "figure missing": (lambda h: h.replace('id="fig-x"', 'id="fig-y"'), "figure fig-x is missing"),
+    "figure without its image": (lambda h: h.replace(f"data:image/png;base64,{TINY_PNG}", "missing.png"),
+                                 "figure fig-x has no image"),
+}
+
+
+@pytest.mark.browser
+def test_each_page_check_fires_on_its_defect():
+    """The new checks (and the two that never had to fire) report the defect they guard, one by one."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("chromium is not installed: `make test` installs it (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    mathjax = (REPO / "book" / "_static" / "mathjax" / "tex-svg.js").read_bytes()
+    served = {}
+
+    def problems_of(page, html):  # served as a page that loads the book's MathJax, as the book does
+        served["html"] = html.replace("</body>", '<script src="/tex-svg.js"></script></body>')
+        page.goto("http://book.test/page.html", wait_until="load")
+        wait_for_math(page)
+        return page_problems(page, True, ["fig-x"])
+
+    def route(r):
+        if r.request.url.endswith("/tex-svg.js"):
+            r.fulfill(body=mathjax, content_type="application/javascript")
+        elif r.request.url.endswith("/page.html"):
+            r.fulfill(body=served["html"], content_type="text/html")
+        else:
+            r.fulfill(status=404)
+
+    with sync_playwright() as p:
+        browser = _launch(p)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.route("**/*", route)
+        good = problems_of(page, GOOD_CHAPTER)
+        found = {name: problems_of(page, make(GOOD_CHAPTER)) for name, (make, _) in PAGE_DEFECTS.items()}
+        browser.close()
+    assert good == []
+    for name, (_, expected) in PAGE_DEFECTS.items():
+        assert any(expected in f for f in found[name]), (name, found[name])

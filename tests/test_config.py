@@ -91,11 +91,18 @@ def test_parallel_render_shares_runs_and_writes_every_chapter(tmp_path, monkeypa
     monkeypatch.setenv("MNISTGEN_RESULTS", str(results))
     cli.render_parallel(["acgan", "gan"], "smoke", tmp_path / "out", jobs=2)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["02_gan_experiments.ipynb", "04_acgan.ipynb"]
+    import collections
+    import json
+
     runs = [p.name.split("-")[0] for p in (results / "smoke" / "runs").iterdir()]
     # one directory per run: 2 yardsticks, 2 AC-GAN seeds, 2 x 2 sweep settings x 2 GAN seeds
     assert sorted(set(runs)) == ["acgan", "classifier", "gan"]
     assert (runs.count("classifier"), runs.count("acgan"), runs.count("gan")) == (2, 2, 8)
     assert all((p / "manifest.json").is_file() for p in (results / "smoke" / "runs").iterdir())
+    # and each was trained once, by one of the two chapters (a directory would not show a second training)
+    log = [json.loads(line) for line in (results / "smoke" / "trained.jsonl").read_text().splitlines()]
+    assert collections.Counter(r["run_id"] for r in log) == collections.Counter(
+        p.name for p in (results / "smoke" / "runs").iterdir())
 
 
 def test_parallel_render_reports_a_failed_chapter(tmp_path, monkeypatch):
@@ -103,7 +110,8 @@ def test_parallel_render_reports_a_failed_chapter(tmp_path, monkeypatch):
 
     (tmp_path / "results").write_text("a file where the results folder should be")  # training cannot save
     monkeypatch.setenv("MNISTGEN_RESULTS", str(tmp_path / "results"))
-    with pytest.raises(cli.UsageError, match=r"\['gan'\] failed"):
+    # the chapter's own error, not just any failure: the run directory cannot be made under a file
+    with pytest.raises(cli.UsageError, match=r"(?s)\['gan'\] failed.*NotADirectoryError.*results/smoke/runs"):
         cli.render_parallel(["gan"], "smoke", tmp_path / "out", jobs=2)
     assert not (tmp_path / "out" / "02_gan_experiments.ipynb").exists()
 

@@ -26,7 +26,8 @@ def test_train_split_shapes_and_label_counts(mnist_train):
 def test_test_split_shapes(data_root):
     test = load_mnist(data_root, train=False)
     assert test.images.shape == (10_000, 28, 28) and test.labels.shape == (10_000,)
-    assert torch.bincount(test.labels).sum() == 10_000
+    # per class, as published with the data set (a sum would be 10,000 for any labels of this shape)
+    assert torch.bincount(test.labels, minlength=10).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
 def test_scalings(mnist_train):

@@ -94,20 +94,39 @@ def test_graphed_training_equals_eager_training_on_cuda(mnist_train, model, kw, 
                                            msg=f"epoch {r_e['epoch']} {k}")
 
 
-@cuda
-def test_a_cuda_run_resumes_bitwise(mnist_train):
-    """Same seed, same GPU: a run stopped after epoch 2 and resumed from its state dict ends where
-    an uninterrupted run ends (the reproducibility the README promises on one GPU model)."""
-    cfg = make_config("acgan", n_train=2000, batch_size=64, epochs=4, device="cuda")
-    dev = torch.device("cuda")
-    full = train.train(cfg, train.init_state(cfg, dev, [0, 1]), mnist_train, progress=False)
-    half = train.train(make_config("acgan", n_train=2000, batch_size=64, epochs=2, device="cuda"),
-                       train.init_state(cfg, dev, [0, 1]), mnist_train, progress=False)
-    resumed = train.init_state(cfg, dev, [0, 1])
-    resumed.load_seed_state_dicts([half.seed_state_dict(i) for i in range(2)])
-    resumed = train.train(cfg, resumed, mnist_train, progress=False)
-    for name, p in _params(full).items():
-        assert torch.equal(_params(resumed)[name], p), name
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=cuda)])
+def test_a_run_stopped_mid_batch_resumes_bitwise_through_its_checkpoint_files(device, tmp_path, data_root,
+                                                                              monkeypatch):
+    """Same seed, same device: a batch stopped after epoch 2 and resumed through the checkpoint
+    files it wrote (on a GPU: loaded on the CPU first, then moved, as ``runs`` does) ends where an
+    uninterrupted batch ends. The path of the reload bug that every GPU checkpoint once hit."""
+    from mnistgen import runs
+
+    cfg = make_config("acgan", n_train=2000, batch_size=64, epochs=4, device=device)
+    full = runs.get_runs(cfg, "t", [0, 1], results_root=tmp_path / "full", data_root=data_root, progress=False)
+    save = runs.save_checkpoint
+
+    def save_then_stop(path, c, st, i=0):
+        save(path, c, st, i)
+        if st.epoch == 2 and i == st.n_seeds - 1:
+            raise _Stop
+
+    monkeypatch.setattr(runs, "save_checkpoint", save_then_stop)
+    with pytest.raises(_Stop):
+        runs.get_runs(cfg, "t", [0, 1], results_root=tmp_path / "stopped", data_root=data_root, progress=False)
+    monkeypatch.setattr(runs, "save_checkpoint", save)
+    said = []
+    resumed = runs.get_runs(cfg, "t", [0, 1], results_root=tmp_path / "stopped", data_root=data_root,
+                            progress=False, log=said.append)
+    assert sum("from epoch 2 of 4" in line for line in said) == 2, said
+    for a, b in zip(full, resumed):
+        for k in a.models:
+            for (name, p), q in zip(a.models[k].named_parameters(), b.models[k].parameters()):
+                assert torch.equal(p, q), (a.cfg.seed, k, name)
 
 
 def _train_on_own_stream(model: str, kw: dict, seeds: list[int], data) -> dict[str, torch.Tensor]:

@@ -17,6 +17,9 @@ Inside:
 - ``manifest.json``: written last, only when training completed. Its presence is what makes a run
   reusable: a directory without it is resumed from its checkpoint, never rendered.
 - ``history.json``: per-epoch values, for plots and outside tools.
+
+Beside the run directories, ``results/<profile>/trained.jsonl`` gets one line per finished
+training (run id, host, process, time): a run trained twice shows twice.
 """
 
 from __future__ import annotations
@@ -458,4 +461,10 @@ def _finish(path: Path, cfg: TrainConfig, st: training.TrainState, profile: str,
     }
     atomic_write_json(path / "manifest.json", manifest)
     _previous(path / "checkpoint.pt").unlink(missing_ok=True)  # a finished run needs only its last epoch
+    # One line per training that finished, appended (O_APPEND: whole lines even from processes side
+    # by side): which process on which host trained what, so "trained once" can be checked.
+    line = json.dumps({"run_id": path.name, "host": platform.node(), "pid": os.getpid(),
+                       "finished": manifest["finished"], "wall_seconds": manifest["wall_seconds"]})
+    with open(path.parent.parent / "trained.jsonl", "a") as f:
+        f.write(line + "\n")
     return manifest
