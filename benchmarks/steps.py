@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from mnistgen import evaluate, metrics, runs, train
+from mnistgen import evaluate, evaluators, metrics, runs, train
 from mnistgen.config import make_config
 from mnistgen.data import MNISTTensors, load_mnist
 from mnistgen.models import LeNet, SmallVGG
@@ -105,7 +105,7 @@ def paper_projection(device: torch.device, data: MNISTTensors, test: MNISTTensor
         x, y = train.prepare(cfg, data, device)
         train.run_epoch(st, cfg, x, y, False)  # warm-up epoch (graphs captured)
         epoch_s = _timed(lambda: train.run_epoch(st, cfg, x, y, False), device) / epoch_fraction
-        evaluator = runs._epoch_evaluator(full, test, device, judge)
+        evaluator = evaluators.for_run(full, data, test, device, judge.models["net"])
         st.epoch = full.epochs  # the evaluator runs at the last epoch whatever its interval
         eval_s = _timed(lambda: evaluator(st), device) if evaluator else 0.0
         n_evals = 0
@@ -138,7 +138,7 @@ def _metrics_projection(device: torch.device, data: MNISTTensors, test: MNISTTen
                       device)
     vae_cfg = make_config("vae", "paper", device=device.type)
     vae = train.init_state(vae_cfg, device).models["vae"].eval()
-    xb = train.binarized_test_set(test, device, ev.nll_images)
+    xb = evaluators.binarized_test_set(test, device, ev.nll_images)
     per_batch = 250 if device.type == "cuda" else 10
     g = torch.Generator(device=device).manual_seed(0)
     nll_s = _timed(lambda: [metrics.vae_log_likelihood(vae, b, ev.nll_k, generator=g) for b in xb.split(per_batch)],

@@ -43,7 +43,7 @@ def test_device_epoch_equals_the_step_loop_on_the_same_draws(mnist_train, model,
         fam.before_epoch and fam.before_epoch(ref, cfg)
         for i, cols in enumerate(torch.arange(len(x)).split(cfg.batch_size)):
             draws = {k: v[:, cols] for k, v in runner.draws.items()}
-            values = fam.step(ref, cfg, x, y, runner.perm[:, cols], draws, train._g_step(cfg, i), True)
+            values = fam.step(ref, cfg, x, y, runner.perm[:, cols], draws, train.g_step(cfg, i), True)
             for k, v in values.items():
                 assert torch.equal(logs[k][i // runner.every[k]], v), (epoch, i, k)
     # the step loop fed the device path's draws ends with bitwise the same weights

@@ -1,4 +1,4 @@
-"""The k-sample bounds of Burda et al. (2015) against a model whose likelihood is known, and the
+"""The k-sample bounds of Burda et al. (2016) against a model whose likelihood is known, and the
 schedule, model and metric that the VAE chapter's comparison with their Table 1 uses.
 
 Oracle: a linear-Gaussian model, z ~ N(0, I), x | z ~ N(Wz + b, s2 I), has p(x) = N(b, WW^T + s2 I)
@@ -120,9 +120,19 @@ def test_burdas_schedule_exactly_and_compressed():
     stages = [train.burda_stage(e, 3280) for e in range(3280)]
     assert [stages.count(i) for i in range(8)] == [3 ** i for i in range(8)]  # stage i lasts 3^i epochs
     assert stages == sorted(stages)
-    short = [train.burda_stage(e, 328) for e in range(328)]
-    assert short == sorted(short) and short[0] == 0 and short[-1] == 7
-    assert abs(short.count(7) / 328 - 3 ** 7 / 3280) < 0.01  # the stages keep their proportions
+    for epochs in (8, 9, 20, 100, 328, 800, 1000, 3279):  # every stage runs, in order, once there are 8 epochs
+        short = [train.burda_stage(e, epochs) for e in range(epochs)]
+        lengths = [short.count(i) for i in range(8)]
+        assert short == sorted(short) and min(lengths) >= 1 and sum(lengths) == epochs, (epochs, lengths)
+        # each stage ends where its cumulative share of 3,280 epochs ends (rounded), or later by the
+        # epochs the i stages before it needed to get one each; the long stages keep their proportions
+        ends = train.burda_boundaries(epochs)
+        for i, end in enumerate(ends):
+            assert abs(end - epochs * (3 ** (i + 1) - 1) / 2 / 3280) <= 1.5 + i, (epochs, ends)
+    assert [sum(1 for e in range(800) if train.burda_stage(e, 800) == i) for i in range(8)] == \
+        [1, 1, 1, 7, 20, 59, 178, 533]
+    # fewer epochs than stages: the first stages are the ones left out
+    assert [train.burda_stage(e, 3) for e in range(3)] == [6, 7, 7]
 
 
 def test_the_burda_model_and_the_kingma_welling_model_share_one_class():

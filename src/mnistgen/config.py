@@ -37,7 +37,9 @@ class TrainConfig:
     epochs: int = _p(10, "passes over the training set", lo=1, hi=10_000)
     batch_size: int = _p(128, "images per optimiser step", lo=1, hi=60_000)
     lr: float = _p(5e-4, "Adam learning rate", lo=1e-7, hi=1.0)
-    n_train: int | None = _p(None, "use only the first n training images (None: all 60,000)", lo=1, hi=60_000)
+    n_train: int | None = _p(None, "use only the first n of the images it trains on (None: all of them)", lo=1, hi=60_000)
+    validation: int = _p(0, "the last this many MNIST training images are held out (never trained on) for "
+                         "every choice made about the model: 0 trains on all 60,000", lo=0, hi=30_000)
     device: str = _p("auto", "auto (CUDA if present, else CPU), cpu or cuda", choices=("auto", "cpu", "cuda"))
 
     def identity(self) -> dict[str, Any]:
@@ -64,6 +66,9 @@ class GANConfig(TrainConfig):
     quality_every: int = _p(0, "epochs between FID / IS / top-class checks of G's samples during training (0: none)",
                             lo=0, hi=10_000)
     quality_samples: int = _p(2000, "samples per check during training", lo=100, hi=100_000)
+    validation: int = _p(10_000, "the last this many training images are the validation split (the sweep's "
+                         "quality history and pick, the Parzen sigma): trained on the first 50,000, as "
+                         "Goodfellow et al. (2014)", lo=0, hi=30_000)
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,7 @@ class VAEConfig(TrainConfig):
 
 @dataclass(frozen=True)
 class IWAEConfig(VAEConfig):
-    """The one-stochastic-layer model of Burda et al. (2015): 784-200-200-(50, 50) encoder and
+    """The one-stochastic-layer model of Burda et al. (2016): 784-200-200-(50, 50) encoder and
     50-200-200-784 Bernoulli decoder, tanh, trained on a k-sample bound with their protocol:
     Adam (0.9, 0.999, eps 1e-4), batch 20, learning rate 1e-3 * 10^(-i/7) for 3^i epochs,
     i = 0..7 (3,280 epochs). A shorter ``epochs`` compresses the eight stages proportionally
@@ -118,6 +123,8 @@ class ClassifierConfig(TrainConfig):
     lr: float = _p(1e-3, "Adam learning rate (halved after every third of the epochs)", lo=1e-7, hi=1.0)
     epochs: int = _p(3, "passes over the training set", lo=1, hi=1000)
     shift: int = _p(2, "augmentation: random shifts of up to this many pixels (0: none)", lo=0, hi=8)
+    validation: int = _p(10_000, "held-out training images: a yardstick trains on the GANs' training split, so "
+                         "the validation images it judges them on are new to it too", lo=0, hi=30_000)
 
 
 @dataclass(frozen=True)
@@ -135,7 +142,7 @@ class SweepConfig:
 
 @dataclass(frozen=True)
 class IWAETableConfig:
-    """The rows of the VAE chapter's comparison with Burda et al. (2015), Table 1: one
+    """The rows of the VAE chapter's comparison with Burda et al. (2016), Table 1: one
     configuration per (objective, k), each trained with these seeds as one batch and scored with
     the evaluation's importance-sampled NLL (k = ``evaluation.nll_k``) on ``nll_images`` images."""
 

@@ -2,7 +2,12 @@
 
 A model chapter and the evaluation chapter ask for the same numbers and get the same numbers:
 each run's metrics are computed once, stored beside its checkpoint in ``metrics-<key>.json``
-(key = evaluation settings + the classifier run that judged it), and reused afterwards.
+(key = evaluation settings + the classifier run that judged it + the source of the code that
+computes them, ``METRIC_SOURCES``), and reused afterwards.
+
+Data: the test set is read only for reported numbers. Every choice (the sweep's pick, the Parzen
+sigma) is made on the validation split, the last 10,000 training images, on which no GAN-family
+model trains; fewer than all test images means a seeded random subset, the same for every model.
 """
 
 from __future__ import annotations
@@ -22,10 +27,11 @@ import torch
 from . import metrics
 from .metrics import classify
 from .config import EvalConfig, load_profile, make_config
-from .data import MNISTTensors, load_mnist, to_unit
-from .runs import (DATA_ROOT, RESULTS_ROOT, Run, RunBusy, atomic_write_bytes, atomic_write_json, exclusive, get_run,
-                   get_runs)
-from .train import binarized_test_set, to_uint8
+from .data import VALIDATION_SIZE, load_mnist, to_unit
+from .runs import (DATA_ROOT, RESULTS_ROOT, Run, RunBusy, atomic_write_bytes, atomic_write_json, code_version,
+                   exclusive, get_run, get_runs)
+from .evaluators import binarized_test_set
+from .train import to_uint8
 
 EVAL_SEED = 31337  # the noise behind every model's judged samples
 
@@ -128,11 +134,18 @@ def generate(run: Run, n: int, seed: int = EVAL_SEED, batch_size: int = 5000) ->
     return images, None if labels is None else labels.cpu()
 
 
+# The code behind a cached metric, besides the run it judges (whose id covers its training code):
+# sampling and the metric recipes (this file), the estimators, data loading and test subsets.
+METRIC_SOURCES = ("evaluate.py", "metrics.py", "evaluators.py", "data.py", "models")
+
+
 def _cache_key(ev: EvalConfig, clf: Run, what: str) -> str:
+    """Evaluation settings + the judging run + the source of the code that computes the number."""
     d = dataclasses.asdict(ev)
     d.pop("device")
     d.pop("seeds")
-    key = json.dumps({"eval": d, "classifier": clf.path.name, "what": what}, sort_keys=True)
+    key = json.dumps({"eval": d, "classifier": clf.path.name, "what": what, "code": code_version(METRIC_SOURCES)},
+                     sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:10]
 
 
@@ -145,11 +158,16 @@ def _cached(path: Path, compute) -> dict[str, Any]:
         return value
 
 
+def validation_images(ev: EvalConfig, data_root: Path) -> torch.Tensor:
+    """The Parzen sigma's validation images in [0, 1]: a random subset of the validation split (the
+    last 10,000 training images, which no GAN-family model trains on), as Goodfellow et al.
+    trained on 50,000 and chose sigma on the other 10,000."""
+    return to_unit(load_mnist(data_root, True).split(VALIDATION_SIZE)[1].sample(ev.parzen_n_valid).images)
+
+
 def _parzen_sets(ev: EvalConfig, data_root: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validation = the last images of the training set (the models trained on all 60,000, as
-    Goodfellow et al. trained on 50,000 and validated on the other 10,000: stated in the text)."""
-    train, test = load_mnist(data_root, True), load_mnist(data_root, False)
-    return to_unit(train.images[-ev.parzen_n_valid:]), to_unit(test.images[:ev.parzen_n_test])
+    """(validation images for sigma, test images scored): both random subsets, the same for every model."""
+    return validation_images(ev, data_root), to_unit(load_mnist(data_root, False).sample(ev.parzen_n_test).images)
 
 
 def sample_metrics(run: Run, ev: EvalConfig, clf: Run, data_root: Path = DATA_ROOT,
@@ -164,9 +182,10 @@ def sample_metrics(run: Run, ev: EvalConfig, clf: Run, data_root: Path = DATA_RO
         test = load_mnist(data_root, False)
         _, test_feats = classify(clf.models["net"], test.images)
         pred = probs.argmax(1)
+        is_mean, is_sd = metrics.inception_score_splits(probs)
         out: dict[str, Any] = {
             "fid": metrics.fid_from_features(feats, test_feats),
-            "inception_score": metrics.inception_score(probs),
+            "inception_score": is_mean, "inception_score_split_sd": is_sd,
             "class_histogram": torch.bincount(pred, minlength=10).tolist(),
             "n_samples": ev.n_samples,
         }
@@ -199,10 +218,9 @@ def vae_nll(run: Run, ev: EvalConfig, data_root: Path = DATA_ROOT, images_per_ba
         vae = run.models["vae"]
         ll = torch.cat([metrics.vae_log_likelihood(vae, xb, ev.nll_k, generator=g)
                         for xb in x.split(images_per_batch)]).cpu()
-        from .train import vae_test_metrics
+        from .evaluators import vae_test_metrics
 
-        elbo = vae_test_metrics(run.state, MNISTTensors(test.images[:ev.nll_images], test.labels[:ev.nll_images]),
-                                run.device)[0]["test_elbo"]
+        elbo = vae_test_metrics(run.state, test.sample(ev.nll_images), run.device)[0]["test_elbo"]
         return {"test_nll": float(-ll.mean()), "test_nll_se": float(ll.std() / np.sqrt(len(ll))),
                 "test_elbo": elbo, "nll_k": ev.nll_k, "nll_images": ev.nll_images}
 
@@ -223,7 +241,7 @@ def iwae_table(profile: str, ev: EvalConfig, data_root: Path = DATA_ROOT, **over
                               **{**overrides, "device": overrides.get("device") or ev.device})
             rs = get_runs(cfg, profile, list(table.seeds))
             nlls = [vae_nll(r, ev, data_root) for r in rs]
-            x = binarized_test_set(load_mnist(data_root, False), rs[0].device, ev.nll_images)
+            x = binarized_test_set(load_mnist(data_root, False), rs[0].device)  # all 10,000: encoders are cheap
             units = [metrics.active_units(r.models["vae"].eval(), x) for r in rs]
             rows.append({"objective": objective, "k": k, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
                          "seeds": list(table.seeds), **mean_sd("test_nll", [n["test_nll"] for n in nlls]),
@@ -238,13 +256,14 @@ def real_metrics(ev: EvalConfig, clf: Run, data_root: Path = DATA_ROOT) -> dict[
     """The floor and ceiling: real training images judged exactly like generated ones."""
     def compute() -> dict[str, Any]:
         train, test = load_mnist(data_root, True), load_mnist(data_root, False)
-        real = train.images[:ev.n_samples]  # the first n training images vs the test set
+        real = train.split(VALIDATION_SIZE)[0].sample(ev.n_samples).images  # the GANs' training images
         probs, feats = classify(clf.models["net"], real)
         test_probs, test_feats = classify(clf.models["net"], test.images)
         valid, test_x = _parzen_sets(ev, data_root)
+        is_mean, is_sd = metrics.inception_score_splits(probs)
         out = {"fid": metrics.fid_from_features(feats, test_feats),
-               "inception_score": metrics.inception_score(probs),
-               "test_inception_score": metrics.inception_score(test_probs),
+               "inception_score": is_mean, "inception_score_split_sd": is_sd,
+               "test_inception_score": metrics.inception_score_splits(test_probs)[0],
                "class_histogram": torch.bincount(probs.argmax(1), minlength=10).tolist(),
                "n_samples": ev.n_samples}
         out.update(metrics.parzen_estimate(to_unit(real), valid, test_x, clf.device))

@@ -31,12 +31,12 @@ equal to a CPU run of the same seed.
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-if TYPE_CHECKING:
-    from .train import Family, StepLog, TrainState
+from .state import TrainState
+from .steps import Family, StepLog, g_step, permutations
 
 
 class DeviceEpoch:
@@ -47,7 +47,6 @@ class DeviceEpoch:
 
     def __init__(self, st: TrainState, cfg: Any, x: torch.Tensor, log_steps: bool, fam: Family,
                  graphs: bool = True) -> None:
-        from .train import _g_step
         self.fam, self.graphs_on, self.log_steps = fam, graphs, log_steps
         self.cfg, self.x = cfg, x
         self._owner = (tuple(st.models.values()), tuple(st.optimizers.values()))
@@ -59,7 +58,7 @@ class DeviceEpoch:
         self.aranges = {m: torch.arange(m, device=dev) for m in {b, n - (self.n_steps - 1) * b}}
         self.perm: torch.Tensor | None = None
         self.draws: dict[str, torch.Tensor] = {}
-        self.g_steps = [_g_step(cfg, i) for i in range(self.n_steps)]
+        self.g_steps = [g_step(cfg, i) for i in range(self.n_steps)]
         self.graphs: dict[tuple, torch.cuda.CUDAGraph] = {}
         self.warm: Counter[tuple] = Counter()
         self.side = torch.cuda.Stream(device=dev) if graphs else None
@@ -70,9 +69,8 @@ class DeviceEpoch:
                 and x is self.x and cfg == self.cfg and log_steps == self.log_steps)
 
     def run(self, st: TrainState, cfg: Any, x: torch.Tensor, y: torch.Tensor) -> StepLog:
-        from .train import _permutations
         dev, n, b = x.device, len(x), cfg.batch_size
-        perm, draws = _permutations(n, st.data_rngs, dev), self.fam.draw(st, cfg, n, dev)
+        perm, draws = permutations(n, st.data_rngs, dev), self.fam.draw(st, cfg, n, dev)
         if self.perm is None:  # the first epoch's tensors become the static buffers
             self.perm, self.draws = perm, draws
         else:

@@ -104,7 +104,7 @@ def gaussian_log_weights(log_px_given_z: torch.Tensor, z: torch.Tensor, eps: tor
 def k_sample_bound(log_w: torch.Tensor, objective: str) -> torch.Tensor:
     """A lower bound on log p(x) from k importance log-weights (last dimension), per example.
 
-    ``"iwae"``: log (1/k) sum_i w_i (Burda et al. 2015, eq. 8), tighter as k grows and equal to
+    ``"iwae"``: log (1/k) sum_i w_i (Burda et al. 2016, eq. 8), tighter as k grows and equal to
     log p(x) when q is the exact posterior. ``"vae"``: (1/k) sum_i log w_i, the average of k
     single-sample ELBOs: the same expectation (the ELBO) for every k, with less variance.
     """

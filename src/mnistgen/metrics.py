@@ -2,10 +2,10 @@
 
 - Frechet distance between Gaussians fitted to classifier features (FID, Heusel et al. 2017),
   here in the feature space of the project's MNIST classifier ("FID-MNIST").
-- Inception Score (Salimans et al. 2016) with the same classifier.
+- Inception Score (Salimans et al. 2016) with the same classifier, mean ± sd over 10 splits.
 - Gaussian Parzen-window log-likelihood, the protocol of Goodfellow et al. (2014): sigma chosen
   on a validation split, mean log-likelihood of test images, standard error over test images.
-- Importance-sampled log-likelihood of a VAE (the IWAE bound of Burda et al. 2015).
+- Importance-sampled log-likelihood of a VAE (the IWAE bound of Burda et al. 2016).
 """
 
 from __future__ import annotations
@@ -38,14 +38,15 @@ def classify(net: torch.nn.Module, images: torch.Tensor, batch_size: int = 2000)
     return torch.cat(probs), torch.cat(feats)
 
 
-def sample_quality(net: torch.nn.Module, images: torch.Tensor, test_features: torch.Tensor,
+def sample_quality(net: torch.nn.Module, images: torch.Tensor, reference_features: torch.Tensor,
                    labels: torch.Tensor | None = None) -> dict[str, float]:
-    """FID against the test set's features, Inception Score, and the share of the samples in the
-    most frequent predicted class (0.1 for balanced digits, 1.0 for a generator collapsed onto one),
-    all under the classifier ``net``; with ``labels`` (requested digits) also the class accuracy."""
+    """FID against the reference images' features (during training: the validation split), the
+    Inception Score (mean over 10 splits), and the share of the samples in the most frequent
+    predicted class (0.1 for balanced digits, 1.0 for a generator collapsed onto one), all under
+    the classifier ``net``; with ``labels`` (requested digits) also the class accuracy."""
     probs, feats = classify(net, images)
     pred = probs.argmax(1)
-    out = {"fid": fid_from_features(feats, test_features), "inception_score": inception_score(probs),
+    out = {"fid": fid_from_features(feats, reference_features), "inception_score": inception_score_splits(probs)[0],
            "top_class_share": float(torch.bincount(pred, minlength=probs.shape[1]).max()) / len(pred)}
     if labels is not None:
         out["class_accuracy"] = float((pred == labels).float().mean())
@@ -85,6 +86,13 @@ def inception_score(probs: torch.Tensor) -> float:
     return float(torch.exp((p * (p.log() - py.log())).sum(dim=1).mean()))
 
 
+def inception_score_splits(probs: torch.Tensor, splits: int = 10) -> tuple[float, float]:
+    """The Inception Score as the literature reports it (Salimans et al. 2016): computed on each of
+    ``splits`` consecutive parts of the samples, then their mean and standard deviation."""
+    scores = np.array([inception_score(part) for part in probs.tensor_split(splits)])
+    return float(scores.mean()), float(scores.std(ddof=1))
+
+
 # --- Parzen window ------------------------------------------------------------------------
 
 def _parzen_many(samples: torch.Tensor, x: torch.Tensor, sigmas: list[float], batch_size: int = 1000) -> torch.Tensor:
@@ -95,7 +103,8 @@ def _parzen_many(samples: torch.Tensor, x: torch.Tensor, sigmas: list[float], ba
     to the nearest sample: exp(-(d2 - d2_min) / (2 sigma^2)) has its largest term exactly 1, so
     float32 has the range, and exponents are clamped at -80 because terms below e^-80 cannot
     change a sum that is at least 1 (and float32 ``exp`` is ~20x slower where it underflows).
-    Measured against float64 on 10,000 MNIST images: mean log-likelihood within 2e-3 nats.
+    Against float64 log-sum-exp on 500 MNIST test images and 10,000 centres (tests/test_metrics.py):
+    at most 1.2e-3 nats per image at sigma = 0.2, within the bound the float32 arithmetic gives.
     """
     n, d = samples.shape
     s = samples.float()
@@ -163,7 +172,7 @@ def importance_log_likelihood(log_px_given_z: LogLikelihood, x: torch.Tensor, mu
                               chunk: int = 1000) -> torch.Tensor:
     """log p(x) ~= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), z_i ~ q = N(mu, exp(logvar)), p(z) = N(0, I).
 
-    This is the IWAE bound of Burda et al. (2015, eq. 7), per row of ``x``. The k samples are
+    This is the IWAE bound of Burda et al. (2016, eq. 7), per row of ``x``. The k samples are
     drawn ``chunk`` at a time and combined with a running log-sum-exp, so memory does not grow
     with k. k = 1 is a sample of the ELBO; the bound tightens in expectation as k grows and
     reaches log p(x) as k -> infinity. ``log_px_given_z(z, x)`` maps z (m, B, d) to (m, B).

@@ -181,7 +181,8 @@ def snapshot_strip(snapshots: Sequence[torch.Tensor], n_cols: int = 8, n_digits:
 
 def nll_vs_k(rows: Sequence[dict[str, Any]], published: dict[str, dict[str, Any]]) -> plt.Figure:
     """Test NLL against the k of the training bound: this report's rows (mean ± sd over seeds, every
-    seed as a dot) per objective, beside published values (``{label: table}``, open markers)."""
+    seed as a dot) per objective, beside published values (``{label: table}``, open markers;
+    dashed: IWAE, dotted: VAE)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     styles = {"iwae": ("C0", "IWAE (log-mean of k weights)"), "vae": ("C1", "VAE (mean of k ELBOs)")}
     for objective, (color, label) in styles.items():
@@ -196,8 +197,10 @@ def nll_vs_k(rows: Sequence[dict[str, Any]], published: dict[str, dict[str, Any]
             ax.scatter([r["k"]] * len(r["per_seed"]), [s["test_nll"] for s in r["per_seed"]], s=8, color=color,
                        alpha=0.4)
     for (name, table), marker in zip(published.items(), ("s", "D", "^")):
-        pts = sorted((r["k"], r["test_nll"]) for r in table["rows"] if r["objective"] == "iwae")
-        ax.plot(*zip(*pts), ls="--", marker=marker, mfc="none", color="gray", label=f"{name}, IWAE")
+        for objective, ls, color in (("iwae", "--", "gray"), ("vae", ":", "darkgray")):
+            pts = sorted((r["k"], r["test_nll"]) for r in table["rows"] if r["objective"] == objective)
+            if pts:
+                ax.plot(*zip(*pts), ls=ls, marker=marker, mfc="none", color=color, label=f"{name}, {objective.upper()}")
     ax.set_xscale("log")
     ks = sorted({r["k"] for r in rows})
     ax.set_xticks(ks, [str(k) for k in ks])

@@ -43,15 +43,18 @@ from typing import Any
 
 import torch
 
+from . import evaluators
 from . import train as training
-from . import metrics
 from .config import ConfigError, TrainConfig
-from .data import MNISTTensors, load_mnist
+from .data import load_mnist
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parents[1]
-# Source files whose change changes what training produces (plots, metrics and the CLI do not).
-TRAINING_SOURCES = ("data.py", "losses.py", "train.py", "models")
+# Source files whose change changes what training produces, its history included: the loop and
+# its pieces, the GPU path, and the metrics recorded during training (the sweep picks from them).
+# Plots, the CLI, caching (this file) and the evaluation of finished runs do not.
+TRAINING_SOURCES = ("data.py", "losses.py", "train.py", "state.py", "steps.py", "schedules.py", "graphs.py",
+                    "evaluators.py", "metrics.py", "models")
 CHECKPOINT_FORMAT = 3  # 3: 2 (one seed's state of a seed-batched training) behind a SHA-256 header
 CHECKPOINT_MAGIC = b"MNISTGEN-CKPT-3\n"  # then 32 bytes of SHA-256 over everything after them
 # Where runs and data live unless told otherwise; tests point these at temporary folders.
@@ -66,9 +69,10 @@ class CheckpointError(RuntimeError):
     """A checkpoint is corrupt, truncated, or belongs to another configuration or architecture."""
 
 
-def code_version() -> str:
+def code_version(sources: tuple[str, ...] = TRAINING_SOURCES) -> str:
+    """A hash of the source of ``sources`` (files or folders of this package)."""
     h = hashlib.sha256()
-    for name in TRAINING_SOURCES:
+    for name in sources:
         p = PACKAGE_DIR / name
         for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
             h.update(f.relative_to(PACKAGE_DIR).as_posix().encode())
@@ -248,44 +252,6 @@ def results_dir(profile: str, root: str | Path = RESULTS_ROOT) -> Path:
     return Path(root) / profile
 
 
-QUALITY_SEED = 4242  # the noise behind the samples judged during training (the same every epoch)
-
-
-def _quality_evaluator(cfg: Any, judge: Run, test: MNISTTensors, device: torch.device) -> training.Evaluator:
-    """FID, Inception Score and the most frequent class's share (a collapse signal) of every seed's
-    samples under the judge, every ``cfg.quality_every`` epochs and at the last epoch."""
-    net = judge.models["net"]
-    _, test_features = metrics.classify(net, test.images)
-    conditional = cfg.model == "acgan"
-
-    @torch.no_grad()
-    def evaluate(st: training.TrainState) -> list[dict[str, float]] | None:
-        if st.epoch % cfg.quality_every and st.epoch != cfg.epochs:
-            return None
-        G, S, n = st.models["G"].eval(), st.n_seeds, cfg.quality_samples
-        g = torch.Generator(device=device).manual_seed(QUALITY_SEED)
-        z = torch.randn(n, cfg.z_dim, generator=g, device=device).expand(S, -1, -1)
-        labels = torch.arange(n, device=device) % cfg.n_classes if conditional else None
-        x = G(z, labels.expand(S, -1)) if conditional else G(z)
-        return [metrics.sample_quality(net, training.to_uint8(x[s]).reshape(n, 28, 28), test_features,
-                                       None if labels is None else labels.cpu()) for s in range(S)]
-    return evaluate
-
-
-def _epoch_evaluator(cfg: TrainConfig, test: MNISTTensors, device: torch.device,
-                     judge: Run | None) -> training.Evaluator | None:
-    if cfg.model in ("vae", "iwae"):
-        return lambda st: training.vae_test_metrics(st, test, device)
-    if cfg.model == "classifier":
-        return lambda st: training.classifier_test_metrics(st, test, device)
-    if getattr(cfg, "quality_every", 0):
-        if judge is None:
-            raise ValueError(f"{cfg.model} with quality_every={cfg.quality_every} needs a judge "
-                             "(a classifier run) to score its samples during training")
-        return _quality_evaluator(cfg, judge, test, device)
-    return None
-
-
 class RunBusy(RuntimeError):
     """Another process holds the lock of a requested run (raised only when asked not to wait)."""
 
@@ -377,7 +343,8 @@ def _get_runs_locked(cfgs: list[TrainConfig], profile: str, paths: list[Path], d
     if pending:
         train_data = load_mnist(data_root, train=True)
         test_data = load_mnist(data_root, train=False)
-        evaluate = _epoch_evaluator(cfgs[0], test_data, device, judge)
+        evaluate = evaluators.for_run(cfgs[0], train_data, test_data, device,
+                                      None if judge is None else judge.models["net"])
         for epoch in sorted({st.epoch for st in pending}):
             batch = training.TrainState.stack([st for st in pending if st.epoch == epoch])
 

@@ -22,7 +22,7 @@ def _stack(n_in: int, hidden: int, depth: int, activation: str, seeds: int) -> l
 class VAE(nn.Module):
     """Kingma & Welling's model (one ReLU layer of 400 per side, the default) or, with
     ``depth=2, hidden=200, z_dim=50, activation="tanh"``, the one-stochastic-layer model of
-    Burda et al. (2015)."""
+    Burda et al. (2016)."""
 
     def __init__(self, z_dim: int = 20, hidden: int = 400, n_in: int = 784, seeds: int = 1,
                  depth: int = 1, activation: str = "relu") -> None:
