@@ -78,9 +78,11 @@ test-matrix: data $(MATHJAX) chromium
 	  $(MAKE) --no-print-directory test-row THREADS=$$threads CAP=$$cap ISA=$$isa || status=1; \
 	done; done; done; exit $$status
 
-# Regenerate the committed nbval reference copies (tests/golden) after an intended change.
+# Regenerate the committed nbval reference copies (tests/golden) after an intended change, computed
+# the way tests/conftest.py runs them (REFERENCE_ENV): two threads, the AVX2 paths of torch, MKL, oneDNN.
+REFERENCE_ENV := OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 $(if $(shell grep -m1 -o avx2 /proc/cpuinfo 2>/dev/null),ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 MKL_CBWR=AVX2 ONEDNN_MAX_CPU_ISA=AVX2)
 golden: data
-	MNISTGEN_RESULTS=$$(mktemp -d) OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 $(PY) -m mnistgen render all --profile smoke --out tests/golden
+	MNISTGEN_RESULTS=$$(mktemp -d) $(REFERENCE_ENV) $(PY) -m mnistgen render all --profile smoke --out tests/golden
 
 bench: data
 	$(PY) -m benchmarks.throughput

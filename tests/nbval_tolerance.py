@@ -123,8 +123,8 @@ def install(figures: Path | None = None) -> None:
     plugin.IPyNbCell.compare_outputs = compare_outputs
 
 
-def pin_kernel_threads(threads: str) -> None:
-    """Start nbval's kernels with ``threads`` OpenMP/MKL threads, whatever this process was given."""
+def pin_kernel_env(settings: dict[str, str]) -> None:
+    """Start nbval's kernels with ``settings`` in their environment, whatever this process was given."""
     from nbval import kernel
 
     if getattr(kernel.start_new_kernel, "_pinned", False):
@@ -132,8 +132,7 @@ def pin_kernel_threads(threads: str) -> None:
     original = kernel.start_new_kernel
 
     def start_new_kernel(*args, **kwargs):
-        env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-        return original(*args, env=env, **kwargs)
+        return original(*args, env={**os.environ, **settings}, **kwargs)
 
     start_new_kernel._pinned = True
     kernel.start_new_kernel = start_new_kernel
