@@ -106,7 +106,7 @@ def test_a_run_stopped_mid_batch_resumes_bitwise_through_its_checkpoint_files(de
     uninterrupted batch ends. The path of the reload bug that every GPU checkpoint once hit."""
     from mnistgen import runs
 
-    cfg = make_config("acgan", n_train=2000, batch_size=64, epochs=4, device=device)
+    cfg = make_config("acgan", n_train=1000, batch_size=64, epochs=4, device=device)
     full = runs.get_runs(cfg, "t", [0, 1], results_root=tmp_path / "full", data_root=data_root, progress=False)
     save = runs.save_checkpoint
 

@@ -185,7 +185,7 @@ def test_summarize_means_and_sds_over_seeds_and_yardsticks():
 
 
 def test_parzen_float32_path_against_float64_logsumexp_at_mnist_scale(data_root):
-    """10,000 MNIST training images as the mixture's centres, 500 random test images scored, in
+    """10,000 MNIST training images as the mixture's centres, 200 random test images scored, in
     784 dimensions: the float32 path (distances by one matrix product, log-sum-exp relative to the
     nearest centre, exponents clamped at -80) against float64 log-sum-exp of exact distances.
 
@@ -200,10 +200,10 @@ def test_parzen_float32_path_against_float64_logsumexp_at_mnist_scale(data_root)
     train, test = load_mnist(data_root, train=True), load_mnist(data_root, train=False)
     centres = train.images[:10_000].reshape(10_000, -1).double() / 255
     g = torch.Generator().manual_seed(0)
-    x = test.images[torch.randperm(10_000, generator=g)[:500]].reshape(500, -1).double() / 255
+    x = test.images[torch.randperm(10_000, generator=g)[:200]].reshape(200, -1).double() / 255
     u, n = 2.0 ** -24, 784 + 2
     gamma = n * u / (1 - n * u)
-    for sigma in (0.1, 0.2, 0.5):
+    for sigma in (0.1, 0.3):
         got = metrics.parzen_log_likelihood(centres.float(), x.float(), sigma)
         d2 = torch.cdist(x, centres, compute_mode="donot_use_mm_for_euclid_dist").pow(2)
         exact = (torch.logsumexp(-d2 / (2 * sigma ** 2), 1) - math.log(len(centres))
