@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from mnistgen import evaluate, evaluators, metrics, runs, train
+from mnistgen import edition, evaluators, metrics, runs, train
 from mnistgen.config import make_config
 from mnistgen.data import MNISTTensors, load_mnist
 from mnistgen.models import LeNet, SmallVGG
@@ -94,8 +94,8 @@ def paper_projection(device: torch.device, data: MNISTTensors, test: MNISTTensor
     seeds = list(ev.seeds)
     judge = SimpleNamespace(models={"net": LeNet().to(device)})  # an evaluation costs the same untrained
     groups: dict[str, Any] = {}
-    for name, group in evaluate.profile_groups("paper", ev).items():
-        overrides = {k: v for k, v in group.items() if k != "model"}
+    for name, group in edition.profile_groups("paper", ev).items():
+        overrides = {k: v for k, v in group.items() if k not in ("model", "log_steps")}
         full = make_config(group["model"], "paper", **overrides)
         n_train = max(full.batch_size, int(60_000 * epoch_fraction))
         cfg = make_config(group["model"], "paper", **overrides, n_train=n_train, device=device.type)

@@ -268,10 +268,7 @@ nn_feat = evaluate.nearest_neighbours(f_q, f_train)[:, 0]
 pix_dist = (to_unit(images) - to_unit(train.images[nn_pix])).norm(dim=1)
 report.glue_figure("eval_nn", plots.image_rows([images, train.images[nn_pix], train.images[nn_feat]],
                                                ["GAN sample", "nearest (pixels)", "nearest (features)"]), profile)
-nn_dists = []
-for r in runs["gan"]:  # the same question for every seed
-    q, _ = evaluate.generate(r, 10)
-    nn_dists.append(float((to_unit(q) - to_unit(train.images[evaluate.nearest_neighbours(to_unit(q), to_unit(train.images))[:, 0]])).norm(dim=1).mean()))
+nn_dists = [evaluate.nearest_training_distance(r, 10) for r in runs["gan"]]  # the same question for every seed
 report.glue_mean_sd("nn_pix_dist", nn_dists, 2)
 print("mean pixel-space distance to the nearest training image, per seed:", ", ".join(f"{d:.2f}" for d in nn_dists))
 

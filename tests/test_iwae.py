@@ -161,11 +161,11 @@ def test_active_units_count_the_latent_dimensions_whose_posterior_mean_varies():
 
 
 def test_a_profile_trains_the_families_it_names():
-    from mnistgen import evaluate
+    from mnistgen import edition
 
-    burda = evaluate.profile_groups("burda", make_config("evaluation", "burda"))
+    burda = edition.profile_groups("burda", make_config("evaluation", "burda"))
     assert sorted(burda) == ["iwae objective=iwae k=1", "iwae objective=iwae k=5", "iwae objective=iwae k=50",
                              "iwae objective=vae k=5", "iwae objective=vae k=50"]
     assert make_config("iwae", "burda").epochs == 3280 and make_config("iwae", "burda").batch_size == 20
-    quick = evaluate.profile_groups("quick", make_config("evaluation", "quick"))
+    quick = edition.profile_groups("quick", make_config("evaluation", "quick"))
     assert {g["model"] for g in quick.values()} == {"classifier", "gan", "acgan", "vae", "iwae"}

@@ -1,7 +1,10 @@
 """Command line: train a run outside a notebook, render chapters with papermill, fetch data.
 
     python -m mnistgen train gan --profile paper -p seeds [0,1]  # two seeds as one batch; the book reuses them
-    python -m mnistgen train all --profile paper                 # every run the paper book judges
+    python -m mnistgen train all --profile paper                 # every run and metric of the paper edition
+    python -m mnistgen train all --profile paper --time-limit 480  # stop cleanly before 8 minutes; rerun resumes
+    python -m mnistgen bundle export --profile paper             # -> editions/paper.tar.gz (verified archive)
+    python -m mnistgen bundle import editions/paper.tar.gz       # install it: the paper book renders, trains nothing
     python -m mnistgen render gan --profile quick -p epochs 50  # one chapter -> book/generated/
     python -m mnistgen render all --profile quick               # every chapter, in order
     python -m mnistgen render all --profile paper --jobs 2      # two chapters at a time
@@ -163,6 +166,9 @@ def _check_writable(root: Path) -> None:
                          "folder every worker can write") from None
 
 
+TIME_LIMIT_EXIT = 3  # `train all --time-limit` stopped with work left: the same command resumes it
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from . import evaluate
     from .runs import check_seeds, get_runs
@@ -171,12 +177,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.model == "all":
         if params or args.retrain:
             raise UsageError("'train all' takes the profile's settings; -p and --retrain apply to one model")
+        if args.time_limit is not None and args.time_limit <= 0:
+            raise UsageError(f"--time-limit must be a positive number of seconds, got {args.time_limit}")
         results_root = Path(os.environ.get("MNISTGEN_RESULTS", REPO_DIR / "results"))
         _check_writable(results_root)
-        for label, summaries in evaluate.train_profile(args.profile, args.jobs, args.scheduler).items():
-            for line in summaries:
-                print(f"{label}: {line}")
-        return
+        sys.exit(train_all(args.profile, results_root, args.jobs, args.scheduler, args.time_limit, args.no_metrics))
+    if args.time_limit is not None:
+        raise UsageError("--time-limit applies to 'train all'")
     seeds = params.pop("seeds", None)
     cfg = make_config(args.model, args.profile, **params)
     seeds = check_seeds([cfg.seed] if seeds is None else seeds)
@@ -186,6 +193,55 @@ def cmd_train(args: argparse.Namespace) -> None:
         judge = evaluate.classifier_run(args.profile, ev.yardsticks[0], cfg.device, progress=True)
     for run in get_runs(cfg, args.profile, seeds, judge=judge, retrain=args.retrain, progress=True):
         print(run.summary())
+
+
+def train_all(profile: str, results_root: Path, jobs: int | None, scheduler: str | None,
+              time_limit: float | None, no_metrics: bool = False) -> int:
+    """Every run of the edition, then every metric its chapters read (``edition``), stopping cleanly
+    before ``time_limit`` seconds; the exit status: 0 all done, TIME_LIMIT_EXIT work left."""
+    from . import edition
+    from .runs import atomic_write_json, device_name, results_dir
+    from .state import resolve_device
+
+    started = time.time()
+    # a margin for what runs after the last epoch: writing the last checkpoints and the summary
+    deadline = None if time_limit is None else started + time_limit - min(30.0, 0.05 * time_limit)
+    results = edition.train_profile(profile, jobs, scheduler, deadline=deadline)
+    stopped = {label: r["stopped"] for label, r in results.items() if "stopped" in r}
+    for label, r in results.items():
+        for line in r.get("done", []):
+            print(f"{label}: {line}")
+    trained_s = time.time() - started
+    left = [] if no_metrics or stopped else edition.measure(profile, deadline)
+    wall = time.time() - started
+    device = make_config("evaluation", profile).device
+    summary = {"profile": profile, "wall_seconds": round(wall, 1), "training_seconds": round(trained_s, 1),
+               "device_name": device_name(resolve_device(device)), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+               "time_limit": time_limit, "groups": len(results), "stopped": stopped, "metrics_left": left,
+               "complete": not stopped and not left and not no_metrics}
+    atomic_write_json(results_dir(profile, results_root) / "train-all.json", summary)
+    for label, why in stopped.items():
+        print(f"{label}: {why}")
+    if stopped or left:
+        print(f"time limit: {len(results) - len(stopped)} of {len(results)} groups finished"
+              + (f", {len(left)} metrics left" if left else "") + f" after {wall:.0f} s; everything done is "
+              "saved: run the same command again to resume", file=sys.stderr)
+        return TIME_LIMIT_EXIT
+    print(f"train all --profile {profile}: {len(results)} groups" + ("" if no_metrics else " and their metrics")
+          + f" in {wall:.0f} s")
+    return 0
+
+
+def cmd_bundle(args: argparse.Namespace) -> None:
+    from . import bundle
+
+    try:
+        if args.action == "export":
+            bundle.export(args.profile, Path(args.out) if args.out else None)
+        else:
+            bundle.import_bundle(Path(args.path), other_code=args.other_code)
+    except bundle.BundleError as e:
+        raise UsageError(str(e)) from None
 
 
 def cmd_data(args: argparse.Namespace) -> None:
@@ -220,7 +276,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "with cores/N torch threads, default 2; GPU: N threads sharing the device, default all)")
     t.add_argument("--scheduler", help="with 'all': address of a Dask scheduler (default: $MNISTGEN_SCHEDULER, "
                    "else a LocalCluster)")
+    t.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                   help="with 'all': stop cleanly before this many seconds (finished runs complete, the others "
+                        "checkpointed; exit status 3): the same command resumes")
+    t.add_argument("--no-metrics", action="store_true", help="with 'all': train only, compute no metrics")
     t.set_defaults(func=cmd_train)
+    b = sub.add_parser("bundle", help="ship an edition's results as one verified archive, or install one")
+    bsub = b.add_subparsers(dest="action", required=True)
+    be = bsub.add_parser("export", help="write the bundle of a profile's trained edition")
+    be.add_argument("--profile", default="paper", choices=profiles)
+    be.add_argument("--out", help="the archive to write (default editions/<profile>.tar.gz)")
+    bi = bsub.add_parser("import", help="verify a bundle and install it into the results folder")
+    bi.add_argument("path", help="the bundle (.tar.gz)")
+    bi.add_argument("--other-code", action="store_true",
+                    help="install a bundle made by other code anyway; every page then says which code made its numbers")
+    b.set_defaults(func=cmd_bundle)
     d = sub.add_parser("data", help="fetch and verify MNIST")
     d.add_argument("--root", default=str(DATA_ROOT))
     d.set_defaults(func=cmd_data)
@@ -240,12 +310,13 @@ def main(argv: list[str] | None = None) -> None:
                  "`make venv` (or: pip install -e '.[book,test]')")
     except Exception as e:  # known, user-facing failures get one clear line, not a traceback
         from .data import DataError
-        from .runs import CheckpointError
+        from .runs import CheckpointError, NotInBundle, WeightsNotShipped
         from .train import DeviceError, TrainingDiverged
 
         from .executor import ClusterError
 
-        if isinstance(e, (DataError, CheckpointError, DeviceError, TrainingDiverged, ClusterError)):
+        if isinstance(e, (DataError, CheckpointError, DeviceError, TrainingDiverged, ClusterError, NotInBundle,
+                          WeightsNotShipped)):
             sys.exit(f"error: {e}")
         if type(e).__name__ == "PapermillExecutionError":
             sys.exit(f"error: the notebook failed: {getattr(e, 'ename', '')}: {getattr(e, 'evalue', e)}")

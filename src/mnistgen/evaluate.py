@@ -12,12 +12,9 @@ model trains; fewer than all test images means a seeded random subset, the same 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +23,10 @@ import torch
 
 from . import metrics
 from .metrics import classify
-from .config import EvalConfig, load_profile, make_config
+from .config import EvalConfig, make_config
 from .data import VALIDATION_SIZE, load_mnist, to_unit
 from .runs import (DATA_ROOT, RESULTS_ROOT, Run, RunBusy, atomic_write_bytes, atomic_write_json, code_version,
-                   exclusive, get_run, get_runs)
+                   exclusive, get_run, get_runs, installed_bundle)
 from .evaluators import binarized_test_set
 from .train import to_uint8
 
@@ -144,7 +141,7 @@ def _cache_key(ev: EvalConfig, clf: Run, what: str) -> str:
     d = dataclasses.asdict(ev)
     d.pop("device")
     d.pop("seeds")
-    key = json.dumps({"eval": d, "classifier": clf.path.name, "what": what, "code": code_version(METRIC_SOURCES)},
+    key = json.dumps({"eval": d, "classifier": clf.path.name, "what": what, "code": metric_code(clf.path)},
                      sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:10]
 
@@ -208,16 +205,14 @@ def vae_nll(run: Run, ev: EvalConfig, data_root: Path = DATA_ROOT, images_per_ba
 
     ``images_per_batch`` images share each chunk of 1,000 importance samples: 10 on CPU (the
     setting of every cached CPU result), 250 on a GPU (a 250 x 1,000 x 784 batch of decoder logits)."""
-    if images_per_batch is None:
-        images_per_batch = 250 if run.device.type == "cuda" else 10
-
     def compute() -> dict[str, Any]:
+        per_batch = images_per_batch or (250 if run.device.type == "cuda" else 10)
         test = load_mnist(data_root, False)
         x = binarized_test_set(test, run.device, ev.nll_images)
         g = torch.Generator(device=run.device).manual_seed(EVAL_SEED)
         vae = run.models["vae"]
         ll = torch.cat([metrics.vae_log_likelihood(vae, xb, ev.nll_k, generator=g)
-                        for xb in x.split(images_per_batch)]).cpu()
+                        for xb in x.split(per_batch)]).cpu()
         from .evaluators import vae_test_metrics
 
         elbo = vae_test_metrics(run.state, test.sample(ev.nll_images), run.device)[0]["test_elbo"]
@@ -241,8 +236,7 @@ def iwae_table(profile: str, ev: EvalConfig, data_root: Path = DATA_ROOT, **over
                               **{**overrides, "device": overrides.get("device") or ev.device})
             rs = get_runs(cfg, profile, list(table.seeds))
             nlls = [vae_nll(r, ev, data_root) for r in rs]
-            x = binarized_test_set(load_mnist(data_root, False), rs[0].device)  # all 10,000: encoders are cheap
-            units = [metrics.active_units(r.models["vae"].eval(), x) for r in rs]
+            units = [active_units(r, data_root) for r in rs]
             rows.append({"objective": objective, "k": k, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
                          "seeds": list(table.seeds), **mean_sd("test_nll", [n["test_nll"] for n in nlls]),
                          **mean_sd("active_units", units), "nll_k": ev.nll_k, "nll_images": ev.nll_images,
@@ -250,6 +244,44 @@ def iwae_table(profile: str, ev: EvalConfig, data_root: Path = DATA_ROOT, **over
                                       for r, n, u in zip(rs, nlls, units)],
                          "runs": [r.path.name for r in rs]})
     return rows
+
+
+def active_units(run: Run, data_root: Path = DATA_ROOT) -> int:
+    """The run's active latent units (Burda et al.) on all 10,000 binarised test images (encoders
+    are cheap), cached beside the run."""
+    def compute() -> dict[str, Any]:
+        x = binarized_test_set(load_mnist(data_root, False), run.device)
+        return {"active_units": metrics.active_units(run.models["vae"].eval(), x)}
+
+    return _cached(run.path / f"units-{_code_key(run, 'active units')}.json", compute)["active_units"]
+
+
+def nearest_training_distance(run: Run, n: int = 10, data_root: Path = DATA_ROOT) -> float:
+    """Mean Euclidean distance (pixels in [0, 1]) from ``n`` of the run's samples (``generate``) to
+    their nearest image among those it trained on (the first 50,000), cached beside the run."""
+    def compute() -> dict[str, Any]:
+        train = load_mnist(data_root, True).split(VALIDATION_SIZE)[0]
+        q = to_unit(generate(run, n)[0])
+        pool = to_unit(train.images)
+        return {"distance": float((q - pool[nearest_neighbours(q, pool)[:, 0]]).norm(dim=1).mean()), "n": n}
+
+    return _cached(run.path / f"nn-{_code_key(run, f'nearest training image, {n} samples')}.json", compute)["distance"]
+
+
+def _code_key(run: Run, what: str) -> str:
+    """A cache key for a number that depends only on its run and the code that computes it."""
+    key = json.dumps({"what": what, "code": metric_code(run.path)}, sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:10]
+
+
+def metric_code(run_dir: Path) -> str:
+    """The version of the metric code behind the caches of the run in ``run_dir``: this checkout's,
+    unless its profile renders a bundle made by other code (installed on request, ``bundle.py``),
+    whose numbers are then read as that code computed them."""
+    bundle = installed_bundle(run_dir.parents[1].name, run_dir.parents[2])
+    if bundle is not None and bundle.get("other_code"):
+        return bundle["provenance"]["metric_code_version"]
+    return code_version(METRIC_SOURCES)
 
 
 def real_metrics(ev: EvalConfig, clf: Run, data_root: Path = DATA_ROOT) -> dict[str, Any]:
@@ -334,85 +366,3 @@ def nearest_neighbours(queries: torch.Tensor, pool: torch.Tensor, k: int = 1, ba
         best_d, order = d_all.topk(k, dim=1, largest=False)
         best_i = i_all.gather(1, order)
     return best_i
-
-
-def profile_groups(profile: str, ev: EvalConfig) -> dict[str, dict[str, Any]]:
-    """Every group of runs (one configuration, all seeds) the book of ``profile`` judges, by name:
-    the keyword overrides of its configuration. A profile trains the model families its file
-    names (``burda.yml`` names only the IWAE rows). The objective chapter's two-epoch runs are
-    not included (seconds; the chapter trains them)."""
-    named = set(load_profile(profile))
-    groups: dict[str, dict[str, Any]] = {}
-    if "classifier" in named or "gan" in named:  # the GANs' judge during training is the first yardstick
-        groups.update({f"classifier arch={a}": {"model": "classifier", "arch": a} for a in ev.yardsticks})
-    if "gan" in named:
-        sweep = make_config("gan_sweep", profile)
-        for beta1 in sweep.beta1s:
-            for batch_size in sweep.batch_sizes:
-                groups[f"gan beta1={beta1} batch_size={batch_size}"] = {"model": "gan", "beta1": beta1,
-                                                                        "batch_size": batch_size}
-    if "acgan" in named:
-        groups["acgan"] = {"model": "acgan"}
-    if "vae" in named:
-        groups["vae"] = {"model": "vae"}
-        groups["vae z_dim=2"] = {"model": "vae", "z_dim": 2}
-    if "iwae" in named:
-        table = make_config("iwae_table", profile)
-        for objective, ks in (("iwae", table.iwae_ks), ("vae", table.vae_ks)):
-            for k in ks:
-                groups[f"iwae objective={objective} k={k}"] = {"model": "iwae", "objective": objective, "k": k}
-    return groups
-
-
-def train_group(profile: str, group: dict[str, Any], progress: bool = False) -> list[str]:
-    """Train (or reuse, or resume) one group of ``profile_groups``; returns each run's summary.
-
-    A Dask task: it takes and returns plain values, and resolves the judge itself (cached)."""
-    ev = make_config("evaluation", profile)
-    with _own_cuda_stream():
-        return _train_group(profile, group, ev, progress)
-
-
-@contextlib.contextmanager
-def _own_cuda_stream() -> Iterator[None]:
-    """On a GPU, a task's kernels go to a stream of its own: tasks running as threads of one
-    process (``train_profile`` on a GPU) then overlap on the device instead of queueing."""
-    if not torch.cuda.is_available():
-        yield
-        return
-    with torch.cuda.stream(torch.cuda.Stream()):
-        yield
-
-
-def _train_group(profile: str, group: dict[str, Any], ev: EvalConfig, progress: bool) -> list[str]:
-    overrides = {k: v for k, v in group.items() if k != "model"}
-    if group["model"] == "classifier":
-        return [classifier_run(profile, overrides["arch"], ev.device, progress=progress).summary()]
-    cfg = make_config(group["model"], profile, **overrides)
-    judge = classifier_run(profile, ev.yardsticks[0], ev.device) if getattr(cfg, "quality_every", 0) else None
-    seeds = make_config("iwae_table", profile).seeds if group["model"] == "iwae" else ev.seeds
-    return [r.summary() for r in get_runs(dataclasses.replace(cfg, device=ev.device), profile, list(seeds),
-                                          judge=judge, progress=progress)]
-
-
-def train_profile(profile: str, jobs: int | None = None, scheduler: str | None = None,
-                  progress: bool = True) -> dict[str, list[str]]:
-    """Every run the book of ``profile`` judges, trained as tasks of a Dask cluster (``executor``),
-    without rendering: for a GPU machine or a cluster. A machine with the book's toolchain then
-    renders from ``results/`` without retraining (run ids ignore the device). The GAN-family
-    groups start once the first yardstick (their judge during training) is trained.
-
-    Local work: on a GPU every group is a thread of one worker (``jobs`` at a time, default all),
-    sharing the device through streams; on CPU, ``jobs`` (default 2) single-process workers."""
-    from . import executor
-
-    ev = make_config("evaluation", profile)
-    groups = profile_groups(profile, ev)
-    judge = f"classifier arch={ev.yardsticks[0]}"
-    tasks = {name: (train_group, (profile, group)) for name, group in groups.items()}
-    depends = {name: judge for name, group in groups.items() if group["model"] in ("gan", "acgan")}
-    gpu = (ev.device != "cpu" and torch.cuda.is_available()
-           and not (scheduler or os.environ.get(executor.SCHEDULER_ENV)))
-    jobs = jobs or (len(tasks) if gpu else 2)
-    with executor.cluster(jobs, scheduler, threads=gpu) as client:
-        return executor.run(client, tasks, f"{profile}: groups of runs", progress, depends)

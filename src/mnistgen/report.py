@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
 
-from .runs import REPO_DIR, RESULTS_ROOT, Run, git_commit
+from .runs import REPO_DIR, RESULTS_ROOT, Run, code_version, git_commit, installed_bundle
 
 PUBLISHED = REPO_DIR / "book" / "published.yml"
 
@@ -116,11 +117,29 @@ def provenance(notebook: str, profile: str, params: dict[str, Any], runs: Sequen
         same.append(f"from code commit `{next(iter(shared['code commit']))}`")
     trained = (f" Every run below was trained {' '.join(same)}." if same and runs else "")
     overrides = {k: v for k, v in params.items() if v is not None}
-    return (f"**How this page was produced.** Profile `{profile}`"
+    bundle = installed_bundle(profile, runs[0].path.parents[2]) if runs else None
+    return (bundle_notice(bundle) + f"**How this page was produced.** Profile `{profile}`"
             + (f", overrides `{overrides}`" if overrides else ", no overrides")
             + f"; rendered at commit `{git_commit()}`.{trained}\n\n{markdown_table(header, rows)}\n\n"
             + f"Rerun this chapter: `{rerun_command(notebook, profile, params)}`; "
             + "a run whose configuration is unchanged is reused from `results/`, not retrained.")
+
+
+def bundle_notice(bundle: dict[str, Any] | None) -> str:
+    """Where the page's runs come from when its profile renders an installed results bundle: a
+    line, or a warning when the bundle was made by other code than the page's (installed on request)."""
+    if bundle is None:
+        return ""
+    p = bundle["provenance"]
+    origin = (f"trained on {p['device_name']} ({p['device']}), exported {p['created'][:10]} at commit "
+              f"`{p['git_commit']}`")
+    if bundle.get("other_code"):
+        return (f"> **Numbers from other code.** This page renders the results bundle `{Path(bundle['source']).name}` "
+                f"({origin}), made by code version `{p['code_version']}`, not this checkout's "
+                f"(`{code_version()}`): {'; '.join(bundle['changes'])}. What it shows is what that code computed.\n\n")
+    return (f"**Results bundle.** The runs and numbers on this page come from `{Path(bundle['source']).name}` "
+            f"({origin}, this code's edition, every file verified at import); the machine that rendered "
+            "the page trained nothing.\n\n")
 
 
 def published(name: str) -> dict[str, Any]:

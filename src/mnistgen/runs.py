@@ -20,6 +20,12 @@ Inside:
 
 Beside the run directories, ``results/<profile>/trained.jsonl`` gets one line per finished
 training (run id, host, process, time): a run trained twice shows twice.
+
+A run installed from a results bundle (``bundle.py``) has no ``checkpoint.pt`` but ``weights.pt``:
+the same file format holding only the weights the report's figures use (often none) and the GAN
+snapshots; its other models raise WeightsNotShipped when asked for. While a profile holds an
+installed bundle (``results/<profile>/bundle.json``) nothing of that profile is trained: a run the
+bundle lacks is an error that says so, not hours of CPU training.
 """
 
 from __future__ import annotations
@@ -57,6 +63,8 @@ TRAINING_SOURCES = ("data.py", "losses.py", "train.py", "state.py", "steps.py", 
                     "evaluators.py", "metrics.py", "models")
 CHECKPOINT_FORMAT = 3  # 3: 2 (one seed's state of a seed-batched training) behind a SHA-256 header
 CHECKPOINT_MAGIC = b"MNISTGEN-CKPT-3\n"  # then 32 bytes of SHA-256 over everything after them
+SHIPPED_WEIGHTS = "weights.pt"  # a bundle's run: the weights it ships (see the module docstring)
+BUNDLE_FILE = "bundle.json"  # in results/<profile>/: the provenance of an installed bundle
 # Where runs and data live unless told otherwise; tests point these at temporary folders.
 RESULTS_ROOT = Path(os.environ.get("MNISTGEN_RESULTS", REPO_DIR / "results"))
 DATA_ROOT = Path(os.environ.get("MNISTGEN_DATA", REPO_DIR / "data"))
@@ -67,6 +75,33 @@ logger = logging.getLogger(__name__)
 
 class CheckpointError(RuntimeError):
     """A checkpoint is corrupt, truncated, or belongs to another configuration or architecture."""
+
+
+class NotInBundle(RuntimeError):
+    """A profile renders from an installed bundle, and a run it asked for is not in it."""
+
+
+class WeightsNotShipped(LookupError):
+    """A model of a run installed from a bundle that ships only other weights of it."""
+
+    def __str__(self) -> str:  # LookupError would print the message's repr
+        return str(self.args[0])
+
+
+class ShippedModels(dict):
+    """The models a bundle shipped for one run; asking for another names the run and the remedy."""
+
+    def __init__(self, models: dict[str, torch.nn.Module], run: str, cfg: TrainConfig, profile: str):
+        super().__init__(models)
+        self.run, self.cfg, self.profile = run, cfg, profile
+
+    def __missing__(self, key: str) -> torch.nn.Module:
+        shipped = ", ".join(sorted(self)) or "none"
+        raise WeightsNotShipped(
+            f"run {self.run} was installed from a results bundle, which ships only the weights the report's "
+            f"figures use (of this run: {shipped}), not its {key!r}; to compute with it, train the run here: "
+            f"remove results/{self.profile}/{BUNDLE_FILE} and run `mnistgen train {self.cfg.model} "
+            f"--profile {self.profile}` with this run's settings")
 
 
 def code_version(sources: tuple[str, ...] = TRAINING_SOURCES) -> str:
@@ -161,12 +196,17 @@ def save_checkpoint(path: Path, cfg: TrainConfig, st: training.TrainState, i: in
 
 
 def write_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """``payload`` as a checkpoint file: magic, SHA-256 of the rest, ``torch.save``'s bytes; atomically."""
+    """``payload`` as a checkpoint file (``checkpoint_bytes``), atomically."""
+    blob = checkpoint_bytes(payload)
+    atomic_write_bytes(path, lambda f: f.write(blob))
+
+
+def checkpoint_bytes(payload: dict[str, Any]) -> bytes:
+    """A checkpoint file's bytes: magic, SHA-256 of the rest, ``torch.save``'s bytes of ``payload``."""
     buf = io.BytesIO()
     torch.save(payload, buf)
     body = buf.getvalue()
-    blob = CHECKPOINT_MAGIC + hashlib.sha256(body).digest() + body
-    atomic_write_bytes(path, lambda f: f.write(blob))
+    return CHECKPOINT_MAGIC + hashlib.sha256(body).digest() + body
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
@@ -239,7 +279,10 @@ class Run:
 
     @property
     def device(self) -> torch.device:
-        return next(next(iter(self.models.values())).parameters()).device
+        """Where the run's models are (a bundle's run without weights: the CPU)."""
+        for m in self.models.values():
+            return next(m.parameters()).device
+        return torch.device("cpu")
 
     def summary(self) -> str:
         m = self.manifest
@@ -283,10 +326,23 @@ def get_run(cfg: TrainConfig, profile: str, **kw: Any) -> Run:
     return get_runs(cfg, profile, [cfg.seed], **kw)[0]
 
 
+def installed_bundle(profile: str, results_root: str | Path = RESULTS_ROOT) -> dict[str, Any] | None:
+    """The provenance of the bundle installed for ``profile`` (``bundle.py``), or None."""
+    p = results_dir(profile, results_root) / BUNDLE_FILE
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def run_path(profile: str, rid: str, results_root: str | Path = RESULTS_ROOT,
+             bundle: dict[str, Any] | None = None) -> Path:
+    """The directory of run ``rid``: a bundle installed for other code maps this code's ids to its own."""
+    rid = (bundle or {}).get("aliases", {}).get(rid, rid)
+    return results_dir(profile, results_root) / "runs" / rid
+
+
 def get_runs(cfg: TrainConfig, profile: str, seeds: list[int] | None = None, *, judge: Run | None = None,
              results_root: str | Path = RESULTS_ROOT, data_root: str | Path = DATA_ROOT, retrain: bool = False,
              log_steps: bool = False, progress: bool | None = None, log: Callable[[str], None] = print,
-             wait: bool = True) -> list[Run]:
+             wait: bool = True, deadline: float | None = None) -> list[Run]:
     """One finished run per seed of ``cfg``: reuse completed ones, train the others together.
 
     Seeds without a finished run are trained as one batch (``train.TrainState``), resumed from
@@ -295,31 +351,42 @@ def get_runs(cfg: TrainConfig, profile: str, seeds: list[int] | None = None, *, 
     ``retrain=True`` discards existing checkpoints and manifests of these seeds and trains anew.
     If a seed diverges, the others still finish and are cached; then TrainingDiverged names it.
     ``wait=False``: raise RunBusy at once if another process holds one of these runs.
+    ``deadline`` (a ``time.time()``): training stops before an epoch that would end after it,
+    checkpointed, and TimeLimitReached says where (seeds that finished are cached).
     """
     seeds = check_seeds([cfg.seed] if seeds is None else seeds)
     device = training.resolve_device(cfg.device)  # fail before any work on a missing GPU
-    judge_name = judge.path.name if judge is not None and getattr(cfg, "quality_every", 0) else None
+    # the judge by its id under this code (a bundle from other code keeps it under its own name)
+    judge_name = run_id(judge.cfg) if judge is not None and getattr(cfg, "quality_every", 0) else None
     cfgs = [dataclasses.replace(cfg, seed=s) for s in seeds]
-    paths = [results_dir(profile, results_root) / "runs" / run_id(c, judge_name) for c in cfgs]
+    bundle = installed_bundle(profile, results_root)
+    ids = [run_id(c, judge_name) for c in cfgs]
+    paths = [run_path(profile, rid, results_root, bundle) for rid in ids]
     with contextlib.ExitStack() as locks:
         for p in sorted(paths):  # one order for every process: no two wait on each other
             locks.enter_context(exclusive(p / ".lock", p.name, wait))
-        return _get_runs_locked(cfgs, profile, paths, device, data_root, retrain, log_steps, progress, log, judge)
+        return _get_runs_locked(cfgs, profile, paths, device, data_root, retrain, log_steps, progress, log, judge,
+                                bundle, deadline)
 
 
 def _get_runs_locked(cfgs: list[TrainConfig], profile: str, paths: list[Path], device: torch.device,
                      data_root: str | Path, retrain: bool, log_steps: bool, progress: bool | None,
-                     log: Callable[[str], None], judge: Run | None) -> list[Run]:
+                     log: Callable[[str], None], judge: Run | None, bundle: dict[str, Any] | None,
+                     deadline: float | None) -> list[Run]:
     runs: dict[int, Run] = {}
     pending: list[training.TrainState] = []
     for c, path in zip(cfgs, paths):
         ckpt, manifest_path = path / "checkpoint.pt", path / "manifest.json"
         for stale in path.glob(".*.tmp"):  # a write killed part way (we hold the lock: nobody is writing)
             stale.unlink()
-        st = training.init_state(c, device)
-        if retrain:
+        if bundle is None and retrain:
             for p in (manifest_path, ckpt, _previous(ckpt)):
                 p.unlink(missing_ok=True)
+        if manifest_path.is_file() and not ckpt.is_file() and (path / SHIPPED_WEIGHTS).is_file():
+            runs[c.seed] = load_shipped(path, c, profile, device, aliased=bundle is not None
+                                        and path.name in bundle.get("aliases", {}).values())
+            continue
+        st = training.init_state(c, device)
         if manifest_path.is_file() and ckpt.is_file():
             load_checkpoint(ckpt, c, st)
             manifest = json.loads(manifest_path.read_text())
@@ -332,6 +399,12 @@ def _get_runs_locked(cfgs: list[TrainConfig], profile: str, paths: list[Path], d
             os.replace(_previous(ckpt), ckpt)
         if ckpt.is_file():
             load_checkpoint(ckpt, c, st)
+        if bundle is not None:
+            raise NotInBundle(f"run {path.name} ({c.model}, seed {c.seed}) is not in the results bundle installed "
+                              f"for profile {profile!r} ({_bundle_origin(bundle)}); this profile renders from "
+                              f"the bundle and trains nothing here. To train it on this machine, remove "
+                              f"{results_dir(profile, path.parents[2])}/{BUNDLE_FILE} (hours of CPU for the "
+                              "paper profile)")
         manifest_path.unlink(missing_ok=True)  # an unfinished run has no manifest
         pending.append(st)
     by_seed = {c.seed: (c, path) for c, path in zip(cfgs, paths)}
@@ -340,6 +413,8 @@ def _get_runs_locked(cfgs: list[TrainConfig], profile: str, paths: list[Path], d
         if st.epoch:
             log(f"resuming {by_seed[st.seeds[0]][1].name} from epoch {st.epoch} of {cfgs[0].epochs}")
     failed: dict[int, str] = {}
+    stopped: dict[int, int] = {}
+    messages: list[str] = []
     if pending:
         train_data = load_mnist(data_root, train=True)
         test_data = load_mnist(data_root, train=False)
@@ -357,7 +432,11 @@ def _get_runs_locked(cfgs: list[TrainConfig], profile: str, paths: list[Path], d
             trained_with = list(batch.seeds)
             try:
                 batch = training.train(by_seed[batch.seeds[0]][0], batch, train_data, evaluate=evaluate,
-                                       on_epoch_end=save, log_steps=log_steps, progress=progress)
+                                       on_epoch_end=save, log_steps=log_steps, progress=progress, deadline=deadline)
+            except training.TimeLimitReached as e:
+                stopped.update(e.stopped)
+                messages.append(str(e))
+                continue
             except training.TrainingDiverged:
                 failed.update(batch.failed)
                 if len(cfgs) == 1:
@@ -370,11 +449,57 @@ def _get_runs_locked(cfgs: list[TrainConfig], profile: str, paths: list[Path], d
                     save_checkpoint(path / "checkpoint.pt", c, batch, i)
                 st = batch.select([i])
                 runs[seed] = Run(path, c, st, _finish(path, c, st, profile, device, trained_with, started), cached=False)
+    if stopped:
+        raise training.TimeLimitReached("; ".join(messages) + (f". Seeds {sorted(runs)} finished and are cached."
+                                                              if runs else ""), stopped)
     if failed:
         done = sorted(runs)
         raise training.TrainingDiverged("; ".join(failed[s] for s in sorted(failed))
                                         + (f". Seeds {done} finished and are cached." if done else ""))
     return [runs[c.seed] for c in cfgs]
+
+
+def _bundle_origin(bundle: dict[str, Any]) -> str:
+    p = bundle.get("provenance", {})
+    return f"trained on {p.get('device_name', '?')} at commit {p.get('git_commit', '?')}, {p.get('created', '?')}"
+
+
+def shipped_bytes(payload: dict[str, Any], models: tuple[str, ...], snapshots: bool) -> bytes:
+    """From a run's checkpoint payload, the bundle's ``weights.pt``: the weights of ``models`` (no
+    optimiser states, random-number streams or history), its epoch and, if asked, its snapshots."""
+    state = payload["state"]
+    return checkpoint_bytes({"format": CHECKPOINT_FORMAT, "identity": payload["identity"],
+                             "code_version": payload["code_version"], "shipped": sorted(models),
+                             "state": {"models": {k: state["models"][k] for k in models}, "epoch": state["epoch"],
+                                       "snapshots": state["snapshots"] if snapshots else []}})
+
+
+def load_shipped(path: Path, cfg: TrainConfig, profile: str, device: torch.device, aliased: bool = False) -> Run:
+    """A finished run installed from a bundle: manifest, history, the shipped weights (on ``device``).
+
+    ``aliased``: the bundle was made by other code (installed on request), so its configuration
+    may name fields differently; otherwise it must be ``cfg``'s."""
+    weights = path / SHIPPED_WEIGHTS
+    payload = read_checkpoint(weights)
+    if not aliased and payload["identity"] != cfg.identity():
+        raise CheckpointError(f"{weights} was made with another configuration than {path.name}'s; "
+                              "import the bundle again (mnistgen bundle import)")
+    state = payload["state"]
+    st = training.init_state(cfg, device)
+    models = {}
+    for k, sd in state["models"].items():
+        try:
+            st.models[k].load_state_dict(sd)
+        except (RuntimeError, KeyError) as e:
+            raise CheckpointError(f"{weights}: its {k!r} does not fit this architecture ({e}); import a bundle "
+                                  "made by this code") from None
+        models[k] = st.models[k].eval()
+    st.models = ShippedModels(models, path.name, cfg, profile)
+    st.optimizers = {}
+    st.epoch = int(state["epoch"])
+    st.histories = [json.loads((path / "history.json").read_text())]
+    st.snapshots = [list(state["snapshots"])]
+    return Run(path, cfg, st, json.loads((path / "manifest.json").read_text()), cached=True)
 
 
 def _align_epochs(pending: list[training.TrainState], by_seed: dict[int, tuple[TrainConfig, Path]],

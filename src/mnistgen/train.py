@@ -28,6 +28,14 @@ class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the message names the epoch and step."""
 
 
+class TimeLimitReached(RuntimeError):
+    """Training stopped before an epoch that would not end before the deadline; every seed's
+    last finished epoch is checkpointed (``on_epoch_end``), so the same call resumes it."""
+
+    def __init__(self, message: str, stopped: dict[int, int]):
+        super().__init__(message)
+        self.stopped = stopped  # seed -> completed epochs
+
 
 def run_epoch(st: TrainState, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor, log_steps: bool) -> StepLog:
     """One epoch over every seed of ``st``; per-step values stay on the device (read once per epoch).
@@ -95,9 +103,14 @@ def _first_bad_step(steps: StepLog, s: int) -> tuple[str, int, int] | None:
     return None
 
 
+def _last_epoch_seconds(st: TrainState) -> float:
+    """The wall time of the last epoch trained (a resumed run's from its history), else 0."""
+    return float(st.histories[0][-1]["seconds"]) if st.histories and st.histories[0] else 0.0
+
+
 def train(cfg: TrainConfig, st: TrainState, data: MNISTTensors, *,
           evaluate: Evaluator | None = None, on_epoch_end: EpochCallback | None = None,
-          log_steps: bool = False, progress: bool | None = None) -> TrainState:
+          log_steps: bool = False, progress: bool | None = None, deadline: float | None = None) -> TrainState:
     """Train every seed of ``st`` from epoch ``st.epoch`` to ``cfg.epochs``; return the final state.
 
     After each epoch, per seed: one history row (means of the per-step values, plus
@@ -106,7 +119,9 @@ def train(cfg: TrainConfig, st: TrainState, data: MNISTTensors, *,
     checkpoint is the previous epoch; ``st.failed`` says why) and the others go on; the returned
     state holds the seeds that finished. If every seed fails, TrainingDiverged is raised.
     ``log_steps`` also keeps every step's values in ``row["steps"]``. ``progress=None`` shows a
-    bar only on a terminal (a notebook rendered into the book stays clean).
+    bar only on a terminal (a notebook rendered into the book stays clean). ``deadline`` (a
+    ``time.time()``): an epoch starts only if it ends before it, judged by the last epoch's wall
+    time (a fresh run's first epoch starts if the deadline is still ahead); otherwise TimeLimitReached.
     """
     device = st.device
     x, y = prepare(cfg, data, device)
@@ -121,6 +136,11 @@ def train(cfg: TrainConfig, st: TrainState, data: MNISTTensors, *,
                desc=f"{cfg.model} seed{'s' if st.n_seeds > 1 else ''} {seeds}", unit="epoch",
                disable=None if progress is None else not progress)
     for epoch in bar:
+        if deadline is not None and time.time() + _last_epoch_seconds(st) > deadline:
+            bar.close()
+            raise TimeLimitReached(f"{cfg.model} seed(s) {seeds}: stopped at epoch {st.epoch} of {cfg.epochs} "
+                                   "before the time limit (checkpointed; the same command resumes)",
+                                   dict.fromkeys(st.seeds, st.epoch))
         t0 = time.perf_counter()
         steps = {k: v.cpu() for k, v in step_fn(st, cfg, x, y, log_steps).items()}
         bad = {}

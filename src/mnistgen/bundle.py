@@ -1,0 +1,269 @@
+"""Results bundles: one edition of the report (a profile) as one verified archive.
+
+    python -m mnistgen bundle export --profile paper            # -> editions/paper.tar.gz
+    python -m mnistgen bundle import editions/paper.tar.gz      # verify, then install into results/
+
+A bundle holds what rendering the edition reads and nothing else (``edition.py`` says what that
+is): per run its manifest, history, cached metrics and ``weights.pt`` with only the weights the
+figures draw with (the first seed's generator or VAE of a shown model, the judging classifier;
+no optimiser states, no discriminators, none at all for runs the report shows only as curves
+and numbers), plus ``bundle.json`` (the provenance: device, versions, commit, the hash of every
+source file behind a number, the profile's settings, dates, wall times) and ``SHA256SUMS`` over
+every other member. The archive is deterministic (sorted members, fixed owner and time).
+
+Import verifies every checksum while unpacking into a folder beside ``results/<profile>`` and
+installs only when everything holds: a flipped byte, a missing or an extra file, a truncated
+archive is refused naming the file, before ``results/`` is touched. A bundle made by other code
+than the checkout's (its run ids, or the metric code behind its numbers, differ) is refused with
+what changed; ``--other-code`` installs it anyway, and every page then says which code the
+numbers come from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import edition, evaluate
+from .config import PROFILES_DIR, make_config
+from .runs import (BUNDLE_FILE, RESULTS_ROOT, SHIPPED_WEIGHTS, TRAINING_SOURCES, PACKAGE_DIR, atomic_write_bytes,
+                   atomic_write_json, code_version, environment, git_commit, read_checkpoint, results_dir,
+                   shipped_bytes)
+
+BUNDLE_FORMAT = 1
+SUMS = "SHA256SUMS"
+METRIC_CACHES = ("metrics-", "nll-", "real-", "units-", "nn-")  # evaluate.py's cache files, by prefix
+EDITIONS_DIR = PACKAGE_DIR.parents[1] / "editions"  # bundles committed with the code
+TRAIN_LOG = "train-all.json"  # in results/<profile>/: the wall time of the last `train all`
+
+
+class BundleError(RuntimeError):
+    """A bundle cannot be made, read or installed; the message names the file and what to do."""
+
+
+def source_hashes() -> dict[str, str]:
+    """SHA-256 of every source file behind a number (training and metrics), by path in the package."""
+    out = {}
+    for name in sorted(set(TRAINING_SOURCES) | set(evaluate.METRIC_SOURCES)):
+        p = PACKAGE_DIR / name
+        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
+            out[f.relative_to(PACKAGE_DIR).as_posix()] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return out
+
+
+def shipped_weights(profile: str) -> dict[str, tuple[tuple[str, ...], bool]]:
+    """run id -> (the models whose weights the bundle ships, whether its GAN snapshots go too).
+
+    What the chapters draw with: the first yardstick (the evaluation chapter's nearest neighbours
+    in its feature space), the first seed's generator of each objective run, of the GAN setting the
+    sweep picked (with its snapshots: the training strip) and of the AC-GAN, the first seed's VAE of
+    both latent sizes. Every other number a chapter shows is a cached metric or a history."""
+    ev = make_config("evaluation", profile)
+    ids = edition.run_ids(profile)
+    groups = edition.profile_groups(profile, ev)
+    chosen = None
+    if any(g["model"] == "gan" and "log_steps" not in g for g in groups.values()):
+        judge = evaluate.classifier_run(profile, ev.yardsticks[0], ev.device)
+        _, choice = evaluate.gan_sweep(profile, ev, judge)
+        chosen = f"gan beta1={choice['beta1']} batch_size={choice['batch_size']}"
+    out: dict[str, tuple[tuple[str, ...], bool]] = {rid: ((), False) for rs in ids.values() for rid in rs}
+    for name, group in groups.items():
+        first = ids[name][0]
+        if name == f"classifier arch={ev.yardsticks[0]}":
+            out[first] = (("net",), False)
+        elif name == chosen:
+            out[first] = (("G",), True)
+        elif group["model"] == "acgan" or group.get("log_steps"):
+            out[first] = (("G",), False)
+        elif group["model"] == "vae":
+            out[first] = (("vae",), False)
+    return out
+
+
+def export(profile: str, out: Path | None = None, results_root: Path = RESULTS_ROOT,
+           log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Write the bundle of ``profile``'s edition to ``out`` (default ``editions/<profile>.tar.gz``).
+
+    Every run must be finished (else BundleError names them and the command that trains them);
+    metrics not yet cached are computed first (``edition.measure``). Returns a summary."""
+    out = Path(out) if out is not None else EDITIONS_DIR / f"{profile}.tar.gz"
+    root = results_dir(profile, results_root)
+    ids = edition.run_ids(profile)
+    missing = [rid for rs in ids.values() for rid in rs
+               if not (root / "runs" / rid / "manifest.json").is_file() or not (root / "runs" / rid / "checkpoint.pt").is_file()]
+    if missing:
+        raise BundleError(f"{len(missing)} run(s) of profile {profile!r} are not trained in {root}: "
+                          f"{', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}; run "
+                          f"`mnistgen train all --profile {profile}` first")
+    edition.measure(profile, log=log)  # cached ones are read, missing ones computed (no deadline)
+    policy = shipped_weights(profile)
+    files: dict[str, bytes] = {}
+    manifests = []
+    for group, rs in ids.items():
+        for rid in rs:
+            d = root / "runs" / rid
+            for f in sorted(d.iterdir()):
+                if f.name in ("manifest.json", "history.json") or (f.name.startswith(METRIC_CACHES) and f.suffix == ".json"):
+                    files[f"runs/{rid}/{f.name}"] = f.read_bytes()
+            models, snapshots = policy[rid]
+            files[f"runs/{rid}/{SHIPPED_WEIGHTS}"] = shipped_bytes(read_checkpoint(d / "checkpoint.pt"), models, snapshots)
+            manifests.append(json.loads((d / "manifest.json").read_text()))
+    meta = {"format": BUNDLE_FORMAT, "profile": profile, "runs": ids,
+            "shipped": {rid: {"models": list(m), "snapshots": s} for rid, (m, s) in policy.items()},
+            "provenance": provenance(profile, manifests, root)}
+    files[BUNDLE_FILE] = (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()
+    files[SUMS] = "".join(f"{hashlib.sha256(b).hexdigest()}  {name}\n" for name, b in sorted(files.items())).encode()
+    atomic_write_bytes(out, lambda f: _write_tar(f, files))
+    out.chmod(0o644)  # a file to commit and share (the temporary file it was written as is private)
+    size = out.stat().st_size
+    log(f"bundle: {out} ({size / 2**20:.2f} MiB, {sum(len(r) for r in ids.values())} runs, {len(files)} files)")
+    return {"path": str(out), "bytes": size, "runs": sum(len(r) for r in ids.values()), "files": len(files)}
+
+
+def provenance(profile: str, manifests: list[dict[str, Any]], root: Path) -> dict[str, Any]:
+    """Where, when and by which code the edition's numbers were made."""
+    def one(values: set[str]) -> str:
+        return next(iter(values)) if len(values) == 1 else " / ".join(sorted(values))
+
+    train_log = root / TRAIN_LOG
+    return {
+        "device": one({m["device"] for m in manifests}), "device_name": one({m["device_name"] for m in manifests}),
+        "versions": manifests[0]["versions"], "trained_at_commits": sorted({m["git_commit"] for m in manifests}),
+        "git_commit": git_commit(), "code_version": code_version(),
+        "metric_code_version": code_version(evaluate.METRIC_SOURCES), "sources": source_hashes(),
+        "profile_settings": (PROFILES_DIR / f"{profile}.yml").read_text(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "exported_with": environment(),
+        "first_run_finished": min(m["finished"] for m in manifests),
+        "last_run_finished": max(m["finished"] for m in manifests),
+        "training_seconds_sum": round(sum(m["wall_seconds"] for m in manifests), 1),
+        "train_all": json.loads(train_log.read_text()) if train_log.is_file() else None,
+    }
+
+
+def _write_tar(f: Any, files: dict[str, bytes]) -> None:
+    with tarfile.open(fileobj=f, mode="w:gz", format=tarfile.PAX_FORMAT, compresslevel=9) as tar:
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode, info.uname, info.gname = len(data), 0, 0o644, "", ""
+            tar.addfile(info, io.BytesIO(data))
+
+
+def _read_verified(path: Path, into: Path) -> dict[str, Any]:
+    """Unpack ``path`` into ``into``, every member checked against SHA256SUMS; bundle.json's content."""
+    try:
+        tar = tarfile.open(path, mode="r:gz")
+    except (OSError, tarfile.TarError, EOFError) as e:
+        raise BundleError(f"{path} is not a readable bundle (a gzip-compressed tar): {e}") from None
+    try:
+        with tar:
+            members = tar.getmembers()
+            names = [m.name for m in members]
+            for m in members:
+                if not m.isfile() or m.name.startswith("/") or ".." in Path(m.name).parts:
+                    raise BundleError(f"{path}: member {m.name!r} is not a plain file inside the bundle; refused")
+            if SUMS not in names:
+                raise BundleError(f"{path} has no {SUMS}: not a mnistgen bundle, or cut short")
+            sums = {}
+            for line in tar.extractfile(SUMS).read().decode().splitlines():
+                digest, _, name = line.partition("  ")
+                sums[name] = digest
+            for name in sorted(set(sums) - set(names)):
+                raise BundleError(f"{path}: {name} is listed in {SUMS} but missing from the bundle (truncated?)")
+            for m in members:
+                if m.name == SUMS:
+                    continue
+                if m.name not in sums:
+                    raise BundleError(f"{path}: {m.name} is in the bundle but not in {SUMS}; refused")
+                data = tar.extractfile(m).read()
+                if hashlib.sha256(data).hexdigest() != sums[m.name]:
+                    raise BundleError(f"{path}: {m.name} does not match its SHA-256 in {SUMS} "
+                                      "(corrupt or altered); nothing was installed")
+                dst = into / m.name
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                dst.write_bytes(data)
+    except (tarfile.TarError, EOFError, OSError, UnicodeDecodeError) as e:
+        raise BundleError(f"{path} is truncated or damaged ({type(e).__name__}: {e}); nothing was installed") from None
+    meta = json.loads((into / BUNDLE_FILE).read_text())
+    if meta.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{path} is a bundle of format {meta.get('format')}, this code reads format {BUNDLE_FORMAT}")
+    return meta
+
+
+def code_changes(meta: dict[str, Any]) -> list[str]:
+    """How the checkout differs from the code and settings that made the bundle: one line each."""
+    theirs, ours = meta["provenance"]["sources"], source_hashes()
+    lines = [f"src/mnistgen/{f}: {'changed' if f in theirs and f in ours else 'only in the bundle' if f in theirs else 'new here'}"
+             for f in sorted(set(theirs) | set(ours)) if theirs.get(f) != ours.get(f)]
+    profile = meta["profile"]
+    if meta["provenance"]["profile_settings"] != (PROFILES_DIR / f"{profile}.yml").read_text():
+        lines.append(f"profiles/{profile}.yml: changed")
+    return lines
+
+
+def _same_code(meta: dict[str, Any]) -> bool:
+    """Whether this checkout computes the bundle's numbers: the same run ids, the same metric code."""
+    return (edition.run_ids(meta["profile"]) == meta["runs"]
+            and meta["provenance"]["metric_code_version"] == code_version(evaluate.METRIC_SOURCES))
+
+
+def import_bundle(path: Path, results_root: Path = RESULTS_ROOT, other_code: bool = False,
+                  log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Verify the bundle at ``path`` and install it into ``results/<profile>``; returns bundle.json.
+
+    Nothing is written to ``results/<profile>`` unless every member verified and the bundle is this
+    code's edition (or ``other_code``); runs of the same id already there are replaced."""
+    path = Path(path)
+    if not path.is_file():
+        raise BundleError(f"no bundle at {path}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    results_root = Path(results_root)
+    for done in results_root.glob(f"*/{BUNDLE_FILE}"):  # this very archive installed for this code: done
+        installed = json.loads(done.read_text())
+        if installed.get("archive_sha256") == digest and (installed["other_code"] or _same_code(installed)):
+            log(f"bundle: {path} is installed in {done.parent} already")
+            return installed
+    results_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=results_root, prefix=".bundle-import-") as tmp:
+        staged = Path(tmp) / "bundle"
+        meta = _read_verified(path, staged)
+        profile = meta["profile"]
+        ours = edition.run_ids(profile)
+        same = _same_code(meta)
+        aliases: dict[str, str] = {}
+        if not same:
+            changes = code_changes(meta) or ["the groups of runs the profile trains"]
+            if not other_code:
+                raise BundleError(
+                    f"{path} was made by other code than this checkout's (code {meta['provenance']['code_version']}, "
+                    f"commit {meta['provenance']['git_commit']}; here {code_version()}): "
+                    + "; ".join(changes) + f". Its numbers are not what this code computes. Retrain the edition: "
+                    f"`mnistgen train all --profile {profile}` then `mnistgen bundle export --profile {profile}` "
+                    "(the paper profile on a GPU: benchmarks/paper_edition.sh), or install it anyway with "
+                    "--other-code (every page then names the code its numbers come from)")
+            for group, rs in ours.items():
+                for mine, theirs in zip(rs, meta["runs"].get(group, [])):
+                    if mine != theirs:
+                        aliases[mine] = theirs
+        dest = results_dir(profile, results_root)
+        (dest / "runs").mkdir(parents=True, exist_ok=True)
+        for run in sorted((staged / "runs").iterdir()):
+            target = dest / "runs" / run.name
+            if target.exists():
+                shutil.move(str(target), str(Path(tmp) / f"replaced-{run.name}"))
+            run.rename(target)
+        installed = {**meta, "source": str(path.resolve()), "archive_sha256": digest,
+                     "installed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                     "other_code": not same, "changes": code_changes(meta) if not same else [], "aliases": aliases}
+        atomic_write_json(dest / BUNDLE_FILE, installed)
+    n = sum(len(r) for r in meta["runs"].values())
+    log(f"bundle: installed {n} runs of profile {profile!r} into {dest}"
+        + (" (made by other code: every page says so)" if not same else ""))
+    return installed

@@ -1,0 +1,200 @@
+"""One edition of the report (a profile): every run its chapters read, every number they cite, and
+the weights its figures draw with.
+
+``mnistgen train all --profile P`` makes an edition without rendering it (a GPU machine has no
+notebook stack): :func:`train_profile` trains every group of runs, resumable and within a time
+limit, then :func:`measure` computes every cached metric the chapters read, through the very
+functions the chapters call (so the cache keys are theirs). ``bundle.py`` ships the result; a
+machine that installs it renders the edition without training or measuring anything heavy.
+
+A group is one configuration with all its seeds, trained as one batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+
+from . import evaluate
+from .config import EvalConfig, TrainConfig, load_profile, make_config
+from .runs import get_runs, run_id
+from .train import TimeLimitReached
+
+# The objective chapter's two short runs (its ``epochs`` parameter; tests/test_bundle.py checks
+# that the notebook's default is this): every step logged, no quality checks.
+OBJECTIVE_EPOCHS = 2
+OBJECTIVE = {"epochs": OBJECTIVE_EPOCHS, "quality_every": 0, "log_steps": True}
+
+
+def profile_groups(profile: str, ev: EvalConfig) -> dict[str, dict[str, Any]]:
+    """Every group of runs (one configuration, all seeds) the book of ``profile`` reads, by name:
+    the keyword overrides of its configuration (``log_steps``: every step's values are kept).
+    A profile trains the model families its file names (``burda.yml`` names only the IWAE rows)."""
+    named = set(load_profile(profile))
+    groups: dict[str, dict[str, Any]] = {}
+    if "classifier" in named or "gan" in named:  # the GANs' judge during training is the first yardstick
+        groups.update({f"classifier arch={a}": {"model": "classifier", "arch": a} for a in ev.yardsticks})
+    if "gan" in named:
+        sweep = make_config("gan_sweep", profile)
+        for beta1 in sweep.beta1s:
+            for batch_size in sweep.batch_sizes:
+                groups[f"gan beta1={beta1} batch_size={batch_size}"] = {"model": "gan", "beta1": beta1,
+                                                                        "batch_size": batch_size}
+        for saturating in (False, True):  # the objective chapter's runs
+            groups[f"gan objective saturating={saturating}"] = {"model": "gan", "saturating": saturating, **OBJECTIVE}
+    if "acgan" in named:
+        groups["acgan"] = {"model": "acgan"}
+    if "vae" in named:
+        groups["vae"] = {"model": "vae"}
+        groups["vae z_dim=2"] = {"model": "vae", "z_dim": 2}
+    if "iwae" in named:
+        table = make_config("iwae_table", profile)
+        for objective, ks in (("iwae", table.iwae_ks), ("vae", table.vae_ks)):
+            for k in ks:
+                groups[f"iwae objective={objective} k={k}"] = {"model": "iwae", "objective": objective, "k": k}
+    return groups
+
+
+def group_config(profile: str, group: dict[str, Any], ev: EvalConfig) -> tuple[TrainConfig, list[int]]:
+    """The configuration (first seed) and the seeds of one group."""
+    overrides = {k: v for k, v in group.items() if k not in ("model", "log_steps")}
+    cfg = make_config(group["model"], profile, **{**overrides, "device": ev.device})
+    if group["model"] == "classifier":
+        return cfg, [cfg.seed]
+    seeds = make_config("iwae_table", profile).seeds if group["model"] == "iwae" else ev.seeds
+    return dataclasses.replace(cfg, seed=seeds[0]), list(seeds)
+
+
+def run_ids(profile: str) -> dict[str, list[str]]:
+    """Every run id of the edition, by group, computed from the configurations and this code alone
+    (nothing is trained or read): what a bundle must hold to be this code's edition."""
+    ev = make_config("evaluation", profile)
+    groups = profile_groups(profile, ev)
+    judge = run_id(make_config("classifier", profile, arch=ev.yardsticks[0]))
+    out = {}
+    for name, group in groups.items():
+        cfg, seeds = group_config(profile, group, ev)
+        j = judge if getattr(cfg, "quality_every", 0) else None
+        out[name] = [run_id(dataclasses.replace(cfg, seed=s), j) for s in seeds]
+    return out
+
+
+def train_group(profile: str, group: dict[str, Any], progress: bool = False,
+                deadline: float | None = None) -> dict[str, Any]:
+    """Train (or reuse, or resume) one group of ``profile_groups``: ``{"done": [summary per run]}``,
+    or ``{"stopped": why}`` where the deadline came first (checkpointed: the next call resumes).
+
+    A Dask task: it takes and returns plain values, and resolves the judge itself (cached)."""
+    ev = make_config("evaluation", profile)
+    if deadline is not None and time.time() >= deadline:
+        return {"stopped": "not started before the time limit"}
+    try:
+        with _own_cuda_stream():
+            return {"done": _train_group(profile, group, ev, progress, deadline)}
+    except TimeLimitReached as e:
+        return {"stopped": str(e)}
+
+
+@contextlib.contextmanager
+def _own_cuda_stream() -> Iterator[None]:
+    """On a GPU, a task's kernels go to a stream of its own: tasks running as threads of one
+    process (``train_profile`` on a GPU) then overlap on the device instead of queueing."""
+    if not torch.cuda.is_available():
+        yield
+        return
+    with torch.cuda.stream(torch.cuda.Stream()):
+        yield
+
+
+def _train_group(profile: str, group: dict[str, Any], ev: EvalConfig, progress: bool,
+                 deadline: float | None) -> list[str]:
+    cfg, seeds = group_config(profile, group, ev)
+    if group["model"] == "classifier":
+        return [evaluate.classifier_run(profile, cfg.arch, ev.device, progress=progress, deadline=deadline).summary()]
+    judge = (evaluate.classifier_run(profile, ev.yardsticks[0], ev.device, deadline=deadline)
+             if getattr(cfg, "quality_every", 0) else None)
+    return [r.summary() for r in get_runs(cfg, profile, seeds, judge=judge, progress=progress,
+                                                   log_steps=group.get("log_steps", False), deadline=deadline)]
+
+
+def train_profile(profile: str, jobs: int | None = None, scheduler: str | None = None, progress: bool = True,
+                  deadline: float | None = None) -> dict[str, dict[str, Any]]:
+    """Every run the book of ``profile`` reads, trained as tasks of a Dask cluster (``executor``),
+    without rendering: for a GPU machine or a cluster. A machine with the book's toolchain then
+    renders from ``results/`` without retraining (run ids ignore the device). The GAN-family
+    groups start once the first yardstick (their judge during training) is trained.
+
+    Local work: on a GPU every group is a thread of one worker (``jobs`` at a time, default all),
+    sharing the device through streams; on CPU, ``jobs`` (default 2) single-process workers.
+    ``deadline``: see :func:`train_group`."""
+    from . import executor
+
+    ev = make_config("evaluation", profile)
+    groups = profile_groups(profile, ev)
+    judge = f"classifier arch={ev.yardsticks[0]}"
+    tasks = {name: (train_group, (profile, group, False, deadline)) for name, group in groups.items()}
+    depends = {name: judge for name, group in groups.items()
+               if group["model"] in ("gan", "acgan") and group.get("quality_every", 1)}
+    gpu = (ev.device != "cpu" and torch.cuda.is_available()
+           and not (scheduler or os.environ.get(executor.SCHEDULER_ENV)))
+    jobs = jobs or (len(tasks) if gpu else 2)
+    with executor.cluster(jobs, scheduler, threads=gpu) as client:
+        return executor.run(client, tasks, f"{profile}: groups of runs", progress, depends)
+
+
+def metric_steps(profile: str) -> list[tuple[str, Callable[[], Any]]]:
+    """Every metric the chapters of ``profile`` read, as (label, compute) in the order to compute
+    them: the calls the chapters make, with the chapters' default settings, so that each lands in
+    the cache file the chapter will look for. Finished runs only (loading them trains nothing)."""
+    named = set(load_profile(profile))
+    ev = make_config("evaluation", profile)
+    steps: list[tuple[str, Callable[[], Any]]] = []
+    if "gan" in named or "acgan" in named or "vae" in named:
+        judges = evaluate.yardsticks(profile, ev)
+        names = list(judges)
+        first = judges[names[0]]
+        models: dict[str, list[Any]] = {}
+        if "gan" in named:
+            sweep, choice = evaluate.gan_sweep(profile, ev, first)
+            models["gan"] = next(r["runs"] for r in sweep
+                                 if (r["beta1"], r["batch_size"]) == (choice["beta1"], choice["batch_size"]))
+        if "acgan" in named:
+            models["acgan"] = evaluate.model_runs("acgan", profile, ev, first)
+        if "vae" in named:
+            models["vae"] = evaluate.model_runs("vae", profile, ev)
+        for model, rs in models.items():
+            for r in rs:
+                for name, clf in judges.items():
+                    steps.append((f"{model} seed {r.cfg.seed}: samples judged by {name}",
+                                  lambda r=r, clf=clf, p=(name == names[0]): evaluate.sample_metrics(r, ev, clf, parzen=p)))
+                if model == "vae":
+                    steps.append((f"vae seed {r.cfg.seed}: NLL", lambda r=r: evaluate.vae_nll(r, ev)))
+                if model == "gan":
+                    steps.append((f"gan seed {r.cfg.seed}: nearest training images",
+                                  lambda r=r: evaluate.nearest_training_distance(r)))
+        for name, clf in judges.items():
+            steps.append((f"real images judged by {name}", lambda clf=clf: evaluate.real_metrics(ev, clf)))
+    if "iwae" in named:
+        steps.append(("IWAE table: NLL and active units", lambda: evaluate.iwae_table(profile, ev)))
+    return steps
+
+
+def measure(profile: str, deadline: float | None = None, log: Callable[[str], None] = print) -> list[str]:
+    """Compute (or find cached) every metric of :func:`metric_steps`; returns what was left undone
+    because the deadline came (a metric is never cut part way: each is written whole or not)."""
+    steps = metric_steps(profile)
+    left: list[str] = []
+    for i, (label, compute) in enumerate(steps):
+        if deadline is not None and time.time() >= deadline:
+            left = [lbl for lbl, _ in steps[i:]]
+            break
+        t0 = time.perf_counter()
+        compute()
+        log(f"metrics {i + 1}/{len(steps)}: {label} ({time.perf_counter() - t0:.1f} s)")
+    return left

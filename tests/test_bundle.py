@@ -1,0 +1,237 @@
+"""Results bundles and `train all --time-limit` (the paper edition's machinery), with the smoke
+profile standing in for the paper's: real training and metrics, tiny subsets.
+
+The smoke edition is trained in this session's results folder (in a full run the reference
+notebooks have trained it already: then only the missing metrics are computed), exported once,
+and each test imports the bundle, or a damaged copy of it, into a folder of its own.
+"""
+
+import ast
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from mnistgen import bundle, edition, runs
+from mnistgen.config import make_config
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smoke_bundle(tmp_path_factory) -> Path:
+    ev = make_config("evaluation", "smoke")
+    for group in edition.profile_groups("smoke", ev).values():
+        assert "done" in edition.train_group("smoke", group)
+    assert edition.measure("smoke", log=lambda _: None) == []
+    out = tmp_path_factory.mktemp("bundle") / "smoke.tar.gz"
+    summary = bundle.export("smoke", out, log=lambda _: None)
+    assert summary["runs"] == sum(len(r) for r in edition.run_ids("smoke").values())
+    return out
+
+
+def _members(path: Path) -> dict[str, bytes]:
+    with tarfile.open(path, "r:gz") as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+
+
+def _repack(files: dict[str, bytes], path: Path, resum: bool = False) -> Path:
+    """A bundle of ``files`` (``resum``: with SHA256SUMS recomputed, as a careful forger would)."""
+    files = dict(files)
+    if resum:
+        files.pop(bundle.SUMS)
+        files[bundle.SUMS] = "".join(f"{hashlib.sha256(b).hexdigest()}  {n}\n" for n, b in sorted(files.items())).encode()
+    with open(path, "wb") as f:
+        bundle._write_tar(f, files)
+    return path
+
+
+def _env(results: Path) -> dict[str, str]:
+    return {**os.environ, "MNISTGEN_RESULTS": str(results)}
+
+
+def _files(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")}
+
+
+def test_the_bundle_ships_what_the_figures_use_and_nothing_else(smoke_bundle):
+    files = _members(smoke_bundle)
+    meta = json.loads(files["bundle.json"])
+    ids = edition.run_ids("smoke")
+    assert meta["runs"] == ids
+    assert {n.split("/")[1] for n in files if n.startswith("runs/")} == {r for rs in ids.values() for r in rs}
+    shipped = {rid: s["models"] for rid, s in meta["shipped"].items() if s["models"]}
+    # the first yardstick, the first seed's G of the objective runs, of the sweep's pick and of the
+    # AC-GAN, and the first seed's VAE of d = 20 and d = 2: no discriminator, no IWAE, no optimiser
+    assert sorted(m for ms in shipped.values() for m in ms) == ["G", "G", "G", "G", "net", "vae", "vae"]
+    chosen = [g for g, rs in ids.items() if meta["shipped"][rs[0]]["snapshots"]]
+    assert len(chosen) == 1 and chosen[0].startswith("gan beta1=")  # the sweep's pick, with its training strip
+    for g in [g for g in ids if g.startswith(("gan beta1=", "iwae")) and g != chosen[0]]:
+        assert not any(rid in shipped for rid in ids[g]), g  # shown only as curves and numbers
+    payload = runs.read_checkpoint(_tmp_file(files[f"runs/{ids['acgan'][0]}/weights.pt"]))
+    assert set(payload["state"]) == {"models", "epoch", "snapshots"} and set(payload["state"]["models"]) == {"G"}
+    prov = meta["provenance"]
+    assert prov["code_version"] == runs.code_version() and prov["sources"] == bundle.source_hashes()
+    assert prov["profile_settings"] == (REPO / "profiles" / "smoke.yml").read_text()
+    # the archive is deterministic: members sorted, no owner or time in it
+    with tarfile.open(smoke_bundle, "r:gz") as tar:
+        infos = tar.getmembers()
+    assert [i.name for i in infos] == sorted(i.name for i in infos) and {i.mtime for i in infos} == {0}
+
+
+def _tmp_file(data: bytes) -> Path:
+    import tempfile
+
+    f = Path(tempfile.mkdtemp()) / "weights.pt"
+    f.write_bytes(data)
+    return f
+
+
+def test_an_imported_bundle_renders_the_same_metrics_and_trains_nothing(smoke_bundle, tmp_path):
+    """The evaluation chapter rendered from the trained results and from the imported bundle
+    writes the same metrics.json; the import adds no run and no metric while rendering."""
+    here = runs.RESULTS_ROOT
+    laptop = tmp_path / "laptop"
+    bundle.import_bundle(smoke_bundle, laptop, log=lambda _: None)
+    before = _files(laptop / "smoke" / "runs")
+    for results in ([] if (here / "smoke" / "metrics.json").is_file() else [here]) + [laptop]:
+        r = subprocess.run([sys.executable, "-m", "mnistgen", "render", "evaluation", "--profile", "smoke",
+                            "--out", str(tmp_path / results.name)], env=_env(results), capture_output=True,
+                           text=True, timeout=600, cwd=REPO)
+        assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((laptop / "smoke" / "metrics.json").read_text()) == json.loads((here / "smoke" / "metrics.json").read_text())
+    assert _files(laptop / "smoke" / "runs") == before  # no cache written, no run trained
+    assert not (laptop / "smoke" / "trained.jsonl").exists()
+    nb = (tmp_path / "laptop" / "05_evaluation.ipynb").read_text()
+    assert "Results bundle." in nb and "trained nothing" in nb
+
+
+@pytest.mark.parametrize("damage", ["flipped byte", "missing file", "extra file", "truncated"])
+def test_a_damaged_bundle_is_refused_before_anything_is_installed(smoke_bundle, tmp_path, damage):
+    files = _members(smoke_bundle)
+    ids = edition.run_ids("smoke")
+    victim = f"runs/{ids['vae'][0]}/weights.pt"
+    path = tmp_path / "bad.tar.gz"
+    if damage == "flipped byte":
+        data = bytearray(files[victim])
+        data[len(data) // 2] ^= 0x01
+        _repack({**files, victim: bytes(data)}, path)
+        expect = f"{victim} does not match its SHA-256"
+    elif damage == "missing file":
+        _repack({k: v for k, v in files.items() if k != victim}, path)
+        expect = f"{victim} is listed in SHA256SUMS but missing"
+    elif damage == "extra file":
+        _repack({**files, "runs/evil/manifest.json": b"{}"}, path)
+        expect = "runs/evil/manifest.json is in the bundle but not in SHA256SUMS"
+    elif damage == "truncated":
+        path.write_bytes(smoke_bundle.read_bytes()[: smoke_bundle.stat().st_size // 2])
+        expect = "truncated or damaged"
+    dest = tmp_path / "results"
+    with pytest.raises(bundle.BundleError) as e:
+        bundle.import_bundle(path, dest, log=lambda _: None)
+    assert expect in str(e.value)
+    assert _files(dest) == set()  # nothing installed, nothing half-written
+
+
+def test_weights_altered_with_the_sums_recomputed_are_still_caught_when_loaded(smoke_bundle, tmp_path):
+    """SHA256SUMS catches accidents; a forger who recomputes it still meets each weights file's own
+    SHA-256 header (runs.read_checkpoint) when the run is loaded."""
+    files = _members(smoke_bundle)
+    victim = f"runs/{edition.run_ids('smoke')['vae'][0]}/weights.pt"
+    data = bytearray(files[victim])
+    data[-100] ^= 0x01
+    dest = tmp_path / "results"
+    bundle.import_bundle(_repack({**files, victim: bytes(data)}, tmp_path / "forged.tar.gz", resum=True), dest,
+                         log=lambda _: None)
+    with pytest.raises(runs.CheckpointError, match="SHA-256 does not match"):
+        runs.get_runs(make_config("vae", "smoke"), "smoke", [0], results_root=dest)
+
+
+def test_a_bundle_from_other_code_is_refused_unless_asked_and_then_says_so(smoke_bundle, tmp_path):
+    """A bundle whose run ids and sources differ from the checkout's (as if losses.py had changed)."""
+    files = _members(smoke_bundle)
+    meta = json.loads(files["bundle.json"])
+    rename = {rid: rid[:-4] + "beef" for rs in meta["runs"].values() for rid in rs}
+    other = {}
+    for name, data in files.items():
+        parts = name.split("/")
+        if parts[0] == "runs":
+            parts[1] = rename[parts[1]]
+        other["/".join(parts)] = data
+    meta["runs"] = {g: [rename[r] for r in rs] for g, rs in meta["runs"].items()}
+    meta["shipped"] = {rename[r]: s for r, s in meta["shipped"].items()}
+    meta["provenance"]["sources"]["losses.py"] = "0" * 64
+    meta["provenance"]["code_version"] = "0123456789ab"
+    other["bundle.json"] = json.dumps(meta).encode()
+    path = _repack(other, tmp_path / "other.tar.gz", resum=True)
+    dest = tmp_path / "results"
+    with pytest.raises(bundle.BundleError) as e:
+        bundle.import_bundle(path, dest, log=lambda _: None)
+    msg = str(e.value)
+    assert "src/mnistgen/losses.py: changed" in msg and "mnistgen train all --profile smoke" in msg
+    assert "--other-code" in msg and _files(dest) == set()
+    installed = bundle.import_bundle(path, dest, other_code=True, log=lambda _: None)
+    assert installed["other_code"] and len(installed["aliases"]) == len(rename)
+    # the chapters' calls find the bundle's runs under this code's ids, and say where they come from
+    ev = make_config("evaluation", "smoke")
+    gan = runs.get_runs(make_config("gan", "smoke", beta1=0.5, batch_size=64), "smoke", list(ev.seeds),
+                        judge=runs.get_run(make_config("classifier", "smoke", arch="lenet"), "smoke", results_root=dest),
+                        results_root=dest)
+    assert [r.path.name for r in gan] == [rename[r] for r in edition.run_ids("smoke")["gan beta1=0.5 batch_size=64"]]
+    from mnistgen import report
+
+    notice = report.bundle_notice(runs.installed_bundle("smoke", dest))
+    assert "Numbers from other code" in notice and "losses.py: changed" in notice and "0123456789ab" in notice
+
+
+def test_an_installed_bundle_trains_nothing_and_names_missing_weights(smoke_bundle, tmp_path):
+    dest = tmp_path / "results"
+    first = bundle.import_bundle(smoke_bundle, dest, log=lambda _: None)
+    said = []
+    assert bundle.import_bundle(smoke_bundle, dest, log=said.append) == first  # `make book` imports every time
+    assert said == [f"bundle: {smoke_bundle} is installed in {dest / 'smoke'} already"]
+    with pytest.raises(runs.NotInBundle, match="not in the results bundle installed for profile 'smoke'"):
+        runs.get_runs(make_config("vae", "smoke", epochs=3), "smoke", [0], results_root=dest)
+    vae = runs.get_runs(make_config("vae", "smoke"), "smoke", [0, 1], results_root=dest)
+    assert vae[0].models["vae"] is not None and vae[1].history == json.loads((vae[1].path / "history.json").read_text())
+    with pytest.raises(runs.WeightsNotShipped, match=r"ships only the weights the report's figures use \(of this run: none\)"):
+        vae[1].models["vae"]
+
+
+def test_the_objective_chapter_default_is_the_editions(tmp_path):
+    """edition.OBJECTIVE_EPOCHS names the objective chapter's runs: its notebook's default."""
+    src = (REPO / "notebooks" / "01_gan_objective.py").read_text()
+    cell = src.split('# %% tags=["parameters"]')[1].split("# %%")[0]
+    values = {t.id: ast.literal_eval(n.value) for n in ast.parse(cell).body for t in n.targets}
+    assert values["epochs"] == edition.OBJECTIVE_EPOCHS
+
+
+def test_a_time_limit_stops_between_epochs_and_the_next_call_resumes_bitwise(tmp_path, monkeypatch):
+    """The deadline is checked before each epoch against the last epoch's wall time; here that
+    time is made to look huge after epoch 1, so the stop is deterministic: epoch 1 is
+    checkpointed, no manifest, and the call without a limit finishes bitwise as an uninterrupted run."""
+    from mnistgen import train
+
+    cfg = make_config("vae", "smoke", epochs=3)
+    real = train._last_epoch_seconds
+    monkeypatch.setattr(train, "_last_epoch_seconds", lambda st: 1e9 if st.epoch >= 1 else real(st))
+    with pytest.raises(train.TimeLimitReached) as e:
+        runs.get_runs(cfg, "smoke", [0, 1], results_root=tmp_path / "a", deadline=time.time() + 3600)
+    assert e.value.stopped == {0: 1, 1: 1} and "stopped at epoch 1 of 3" in str(e.value)
+    path = runs.results_dir("smoke", tmp_path / "a") / "runs" / runs.run_id(cfg)
+    assert (path / "checkpoint.pt").is_file() and not (path / "manifest.json").exists()
+    monkeypatch.undo()
+    resumed = runs.get_runs(cfg, "smoke", [0, 1], results_root=tmp_path / "a")
+    whole = runs.get_runs(cfg, "smoke", [0, 1], results_root=tmp_path / "b")
+    for a, b in zip(resumed, whole):
+        for (k, x), y in zip(a.models["vae"].state_dict().items(), b.models["vae"].state_dict().values()):
+            assert torch.equal(x, y), k
+        assert [row["loss"] for row in a.history] == [row["loss"] for row in b.history]
