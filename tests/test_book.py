@@ -462,3 +462,16 @@ def test_each_page_check_fires_on_its_defect():
     assert good == []
     for name, (_, expected) in PAGE_DEFECTS.items():
         assert any(expected in f for f in found[name]), (name, found[name])
+
+
+@pytest.mark.parametrize("stem", sorted(EXPECTED_FIGURES))
+def test_the_reference_notebooks_run_the_chapters_code_as_it_is(stem):
+    """nbval executes the code cells of tests/golden, not notebooks/: a chapter edited without
+    `make golden` would be tested as it was. Every code cell of the reference is the chapter's."""
+    import jupytext
+
+    chapter = [c.source for c in jupytext.read(REPO / "notebooks" / f"{stem}.py").cells if c.cell_type == "code"]
+    reference = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+                 for c in json.loads((GOLDEN / f"{stem}.ipynb").read_text())["cells"]
+                 if c["cell_type"] == "code" and "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    assert reference == chapter, f"tests/golden/{stem}.ipynb is stale: run `make golden`"

@@ -244,6 +244,18 @@ def cmd_bundle(args: argparse.Namespace) -> None:
         raise UsageError(str(e)) from None
 
 
+def cmd_summary(args: argparse.Namespace) -> None:
+    import json
+
+    from .report import results_markdown
+    from .runs import RESULTS_ROOT
+
+    path = RESULTS_ROOT / args.profile / "metrics.json"
+    if not path.is_file():
+        raise UsageError(f"no {path}: render the book of profile {args.profile!r} first (make book PROFILE={args.profile})")
+    print(results_markdown(json.loads(path.read_text())))
+
+
 def cmd_data(args: argparse.Namespace) -> None:
     from .data import ensure_mnist
 
@@ -291,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     bi.add_argument("--other-code", action="store_true",
                     help="install a bundle made by other code anyway; every page then says which code made its numbers")
     b.set_defaults(func=cmd_bundle)
+    s = sub.add_parser("summary", help="print a profile's results (its metrics.json) as Markdown tables")
+    s.add_argument("--profile", default="quick", choices=profiles)
+    s.set_defaults(func=cmd_summary)
     d = sub.add_parser("data", help="fetch and verify MNIST")
     d.add_argument("--root", default=str(DATA_ROOT))
     d.set_defaults(func=cmd_data)

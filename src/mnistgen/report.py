@@ -159,3 +159,41 @@ def published_value(table: dict[str, Any], key: str, **match: Any) -> float | No
         if all(row.get(k) == v for k, v in match.items()):
             return row[key]
     return None
+
+
+def results_markdown(m: dict[str, Any]) -> str:
+    """The README's results at a glance, from one ``results/<profile>/metrics.json`` (mean ± sd over
+    seeds): ``python -m mnistgen summary --profile P`` prints it, so that no number is typed by hand."""
+    names, n = m["yardsticks"], len(m["seeds"])
+
+    def by(model: str, key: str, digits: int = 2) -> str:
+        return " / ".join(cell(m[model]["by_yardstick"][y], key, digits) for y in names)
+
+    ys = " / ".join(names)
+    rows = [[f"classifier test accuracy ({ys})", " / ".join(f"{100 * m['classifiers'][y]['test_accuracy']:.2f}%" for y in names)]]
+    if "gan" in m:
+        c = m["gan_choice"]
+        rows.append([f"GAN (β1 = {c['beta1']}, batch {c['batch_size']}, the sweep's pick): FID {ys} / IS / Parzen (nats) / "
+                     "top-class share", f"{by('gan', 'fid')} / {cell(m['gan'], 'inception_score')} / "
+                     f"{cell(m['gan'], 'parzen_ll', 0)} / {cell(m['gan'], 'top_class_share')}"])
+    if "acgan" in m:
+        rows.append([f"AC-GAN: class accuracy {ys}; FID {names[0]} / IS",
+                     f"{by('acgan', 'class_accuracy', 3)}; {cell(m['acgan'], 'fid')} / {cell(m['acgan'], 'inception_score')}"])
+    if "vae" in m:
+        v = m["vae"]
+        rows.append([f"VAE: test NLL (k = {v['nll_k']:,}, {v['nll_images']:,} random test images) / test ELBO",
+                     f"{cell(v, 'test_nll')} / {cell(v, 'test_elbo')}"])
+    real = m["real"]
+    rows.append([f"real training images: FID {ys} / IS / Parzen",
+                 " / ".join(f"{real['by_yardstick'][y]['fid']:.2f}" for y in names)
+                 + f" / {real['inception_score']:.2f} / {real['parzen_ll']:.0f}"])
+    out = [markdown_table([f"{m['profile']} profile", f"mean ± sd over {n} seeds"], rows)]
+    if m.get("gan_sweep"):
+        out.append(markdown_table(["β1", "batch", "epochs", "final FID", "final IS", "top-class share"],
+                                  [[r["beta1"], r["batch_size"], r["epochs"], cell(r, "fid", 1),
+                                    cell(r, "inception_score"), cell(r, "top_class_share")] for r in m["gan_sweep"]]))
+    if m.get("vae_iwae"):
+        out.append(markdown_table(["objective", "k", "epochs", "seeds", "test NLL (nats)", "active units"],
+                                  [[r["objective"], r["k"], r["epochs"], len(r["seeds"]), cell(r, "test_nll"),
+                                    cell(r, "active_units", 1)] for r in m["vae_iwae"]]))
+    return "\n\n".join(out)
