@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import shutil
 import tarfile
 import tempfile
 import time
@@ -33,20 +32,19 @@ from pathlib import Path
 from typing import Any
 
 from . import edition, evaluate
+from .transfer import METRIC_CACHES, SUMS, TransferError, _install_runs, _stage
 from .config import PROFILES_DIR, make_config
 from .runs import (BUNDLE_FILE, RESULTS_ROOT, SHIPPED_WEIGHTS, TRAINING_SOURCES, PACKAGE_DIR, atomic_write_bytes,
                    atomic_write_json, code_version, environment, git_commit, read_checkpoint, results_dir,
                    shipped_bytes)
 
 BUNDLE_FORMAT = 1
-SUMS = "SHA256SUMS"
-METRIC_CACHES = ("metrics-", "nll-", "real-", "units-", "nn-")  # evaluate.py's cache files, by prefix
 EDITIONS_DIR = PACKAGE_DIR.parents[1] / "editions"  # bundles committed with the code
 TRAIN_LOG = "train-all.json"  # in results/<profile>/: the wall time of the last `train all`
 
 
-class BundleError(RuntimeError):
-    """A bundle cannot be made, read or installed; the message names the file and what to do."""
+# A bundle cannot be made, read or installed; the message names the file and what to do.
+BundleError = TransferError
 
 
 def source_hashes() -> dict[str, str]:
@@ -182,13 +180,7 @@ def _read_verified(path: Path, into: Path) -> dict[str, Any]:
                     continue
                 if m.name not in sums:
                     raise BundleError(f"{path}: {m.name} is in the bundle but not in {SUMS}; refused")
-                data = tar.extractfile(m).read()
-                if hashlib.sha256(data).hexdigest() != sums[m.name]:
-                    raise BundleError(f"{path}: {m.name} does not match its SHA-256 in {SUMS} "
-                                      "(corrupt or altered); nothing was installed")
-                dst = into / m.name
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                dst.write_bytes(data)
+                _stage(into, m.name, tar.extractfile(m).read(), sums[m.name], str(path))
     except (tarfile.TarError, EOFError, OSError, UnicodeDecodeError) as e:
         raise BundleError(f"{path} is truncated or damaged ({type(e).__name__}: {e}); nothing was installed") from None
     meta = json.loads((into / BUNDLE_FILE).read_text())
@@ -253,12 +245,7 @@ def import_bundle(path: Path, results_root: Path = RESULTS_ROOT, other_code: boo
                     if mine != theirs:
                         aliases[mine] = theirs
         dest = results_dir(profile, results_root)
-        (dest / "runs").mkdir(parents=True, exist_ok=True)
-        for run in sorted((staged / "runs").iterdir()):
-            target = dest / "runs" / run.name
-            if target.exists():
-                shutil.move(str(target), str(Path(tmp) / f"replaced-{run.name}"))
-            run.rename(target)
+        _install_runs(staged / "runs", dest / "runs", Path(tmp))
         installed = {**meta, "source": str(path.resolve()), "archive_sha256": digest,
                      "installed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                      "other_code": not same, "changes": code_changes(meta) if not same else [], "aliases": aliases}

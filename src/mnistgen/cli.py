@@ -206,7 +206,7 @@ def train_all(profile: str, results_root: Path, jobs: int | None, scheduler: str
     started = time.time()
     # a margin for what runs after the last epoch: writing the last checkpoints and the summary
     deadline = None if time_limit is None else started + time_limit - min(30.0, 0.05 * time_limit)
-    results = edition.train_profile(profile, jobs, scheduler, deadline=deadline)
+    results = edition.train_profile(profile, jobs, scheduler, deadline=deadline, results_root=results_root)
     stopped = {label: r["stopped"] for label, r in results.items() if "stopped" in r}
     for label, r in results.items():
         for line in r.get("done", []):

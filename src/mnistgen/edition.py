@@ -15,15 +15,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import platform
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from . import evaluate
 from .config import EvalConfig, TrainConfig, load_profile, make_config
-from .runs import get_runs, run_id
+from .runs import RESULTS_ROOT, get_runs, results_dir, run_id
+from .transfer import install_runs, pack_runs
 from .train import TimeLimitReached
 
 # The objective chapter's two short runs (its ``epochs`` parameter; tests/test_bundle.py checks
@@ -76,29 +80,43 @@ def run_ids(profile: str) -> dict[str, list[str]]:
     (nothing is trained or read): what a bundle must hold to be this code's edition."""
     ev = make_config("evaluation", profile)
     groups = profile_groups(profile, ev)
-    judge = run_id(make_config("classifier", profile, arch=ev.yardsticks[0]))
-    out = {}
-    for name, group in groups.items():
+    return {name: _group_ids(profile, *group_config(profile, group, ev), ev) for name, group in groups.items()}
+
+
+def train_group(profile: str, group: dict[str, Any], progress: bool = False, deadline: float | None = None,
+                home: str | None = None, after: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Train (or reuse, or resume) one group of ``profile_groups``: ``{"done": [summary per run]}``,
+    or ``{"stopped": why}`` where the deadline came first (checkpointed: the next call resumes);
+    with ``worker`` (host, process) and ``results`` (where this process keeps runs).
+
+    A Dask task: it takes and returns plain values, and resolves the judge itself (cached).
+    ``home``: the name of a marker file the client left in its results folder. Where this process
+    does not see it, the two share no disk: the finished runs go back in the result (``runs``,
+    ``transfer.pack_runs``), and runs that earlier tasks sent along (``after``: the judge) are
+    installed here first, so this worker does not train the judge again."""
+    ev = make_config("evaluation", profile)
+    root = results_dir(profile, RESULTS_ROOT)
+    away = home is not None and not (RESULTS_ROOT / home).is_file()
+    out: dict[str, Any] = {"worker": f"{platform.node()} pid {os.getpid()}", "results": str(RESULTS_ROOT)}
+    for earlier in after or []:
+        if away and earlier.get("runs"):
+            install_runs(earlier["runs"], root, f"runs from {earlier['worker']}")
+    if deadline is not None and time.time() >= deadline:
+        return {**out, "stopped": "not started before the time limit"}
+    try:
+        with _own_cuda_stream():
+            out["done"] = _train_group(profile, group, ev, progress, deadline)
+    except TimeLimitReached as e:
+        return {**out, "stopped": str(e)}
+    if away:
         cfg, seeds = group_config(profile, group, ev)
-        j = judge if getattr(cfg, "quality_every", 0) else None
-        out[name] = [run_id(dataclasses.replace(cfg, seed=s), j) for s in seeds]
+        out["runs"] = pack_runs(root, _group_ids(profile, cfg, seeds, ev))
     return out
 
 
-def train_group(profile: str, group: dict[str, Any], progress: bool = False,
-                deadline: float | None = None) -> dict[str, Any]:
-    """Train (or reuse, or resume) one group of ``profile_groups``: ``{"done": [summary per run]}``,
-    or ``{"stopped": why}`` where the deadline came first (checkpointed: the next call resumes).
-
-    A Dask task: it takes and returns plain values, and resolves the judge itself (cached)."""
-    ev = make_config("evaluation", profile)
-    if deadline is not None and time.time() >= deadline:
-        return {"stopped": "not started before the time limit"}
-    try:
-        with _own_cuda_stream():
-            return {"done": _train_group(profile, group, ev, progress, deadline)}
-    except TimeLimitReached as e:
-        return {"stopped": str(e)}
+def _group_ids(profile: str, cfg: TrainConfig, seeds: list[int], ev: EvalConfig) -> list[str]:
+    judge = run_id(make_config("classifier", profile, arch=ev.yardsticks[0])) if getattr(cfg, "quality_every", 0) else None
+    return [run_id(dataclasses.replace(cfg, seed=s), judge) for s in seeds]
 
 
 @contextlib.contextmanager
@@ -124,7 +142,8 @@ def _train_group(profile: str, group: dict[str, Any], ev: EvalConfig, progress: 
 
 
 def train_profile(profile: str, jobs: int | None = None, scheduler: str | None = None, progress: bool = True,
-                  deadline: float | None = None) -> dict[str, dict[str, Any]]:
+                  deadline: float | None = None, results_root: Path = RESULTS_ROOT,
+                  copy_back: bool = True) -> dict[str, dict[str, Any]]:
     """Every run the book of ``profile`` reads, trained as tasks of a Dask cluster (``executor``),
     without rendering: for a GPU machine or a cluster. A machine with the book's toolchain then
     renders from ``results/`` without retraining (run ids ignore the device). The GAN-family
@@ -132,13 +151,47 @@ def train_profile(profile: str, jobs: int | None = None, scheduler: str | None =
 
     Local work: on a GPU every group is a thread of one worker (``jobs`` at a time, default all),
     sharing the device through streams; on CPU, ``jobs`` (default 2) single-process workers.
-    ``deadline``: see :func:`train_group`."""
+    ``deadline``: see :func:`train_group`.
+
+    Workers that share no disk with this process (``results_root``) send their runs back, which
+    are verified and installed here (``copy_back=False`` leaves them where they were trained).
+    Then every run asked for is checked here: one missing fails the command with its id, the
+    worker that trained it and where that worker wrote it (ClusterError)."""
     from . import executor
 
     ev = make_config("evaluation", profile)
     groups = profile_groups(profile, ev)
     judge = f"classifier arch={ev.yardsticks[0]}"
-    tasks = {name: (train_group, (profile, group, False, deadline)) for name, group in groups.items()}
+    root = results_dir(profile, results_root)
+    root.mkdir(parents=True, exist_ok=True)
+    home = f".home-{uuid.uuid4().hex}"  # a worker that sees this file in its results folder shares ours
+    (Path(results_root) / home).touch()
+    try:
+        results = _train_groups(profile, groups, judge, jobs, scheduler, progress, deadline,
+                                home if copy_back else None, ev)
+    finally:
+        (Path(results_root) / home).unlink(missing_ok=True)
+    ids = run_ids(profile)
+    for name, r in results.items():
+        if r.get("runs"):
+            install_runs(r["runs"], root, f"runs of {name!r} from {r['worker']}")
+    missing = [f"{rid} (group {name!r}, trained by {r['worker']} into {r['results']})"
+               for name, r in results.items() if "done" in r
+               for rid in ids[name] if not (root / "runs" / rid / "manifest.json").is_file()]
+    if missing:
+        raise executor.ClusterError(f"{len(missing)} run(s) the workers reported trained are not in this "
+                                    f"machine's results folder {results_root}: " + "; ".join(missing)
+                                    + ". The workers write to their own MNISTGEN_RESULTS; without a shared "
+                                    "disk the runs come back with their tasks (copy-back)")
+    return results
+
+
+def _train_groups(profile: str, groups: dict[str, dict[str, Any]], judge: str, jobs: int | None,
+                  scheduler: str | None, progress: bool, deadline: float | None, home: str | None,
+                  ev: EvalConfig) -> dict[str, dict[str, Any]]:
+    from . import executor
+
+    tasks = {name: (train_group, (profile, group, False, deadline, home)) for name, group in groups.items()}
     depends = {name: judge for name, group in groups.items()
                if group["model"] in ("gan", "acgan") and group.get("quality_every", 1)}
     gpu = (ev.device != "cpu" and torch.cuda.is_available()

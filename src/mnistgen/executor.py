@@ -99,7 +99,8 @@ def run(client: Any, tasks: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]
     once, tasks this few are not queued by the scheduler but assigned at once by its estimates:
     measured, the book's evaluation chapter was put behind the VAE chapter on one worker while the
     other worker idled, 983 s instead of 835 s.) ``depends[key] = other`` (``other`` earlier in
-    the order) starts ``key`` only after ``other`` has finished. One progress bar with an ETA
+    the order) starts ``key`` only after ``other`` has finished, and passes it ``other``'s result
+    (``_after``). One progress bar with an ETA
     counts finished tasks. Every failure is collected; then ClusterError names them.
     """
     from dask.distributed import as_completed
@@ -151,9 +152,11 @@ def run(client: Any, tasks: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]
 
 
 def _after(fn: Callable[..., Any], args: tuple[Any, ...], _dependencies: list[Any]) -> Any:
-    """Call ``fn(*args)`` once the tasks in ``_dependencies`` (Dask resolves them first) are done.
+    """Call ``fn(*args)`` once the tasks in ``_dependencies`` (Dask resolves them first) are done;
+    a task with a dependency gets its result as ``fn(*args, after=[result])`` (``train all``
+    hands a trained judge to the workers that need it this way).
 
     On a worker of another cluster MALLOC_TRIM_THRESHOLD_ may be set (see ``cluster``): it is
     removed here so that processes the task starts (papermill's kernels) run at full speed."""
     os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
-    return fn(*args)
+    return fn(*args, after=_dependencies) if _dependencies else fn(*args)
