@@ -83,6 +83,8 @@ test-matrix: data $(MATHJAX) chromium
 
 # Regenerate the committed nbval reference copies (tests/golden) after an intended change, computed
 # the way tests/conftest.py runs them (REFERENCE_ENV): two threads, the AVX2 paths of torch, MKL, oneDNN.
+# Leave src/ alone while it runs: a run records the commit (+dirty) it was trained at, and runs of
+# two states get a "code commit" column in the provenance table that a test session will not have.
 REFERENCE_ENV := OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 $(if $(shell grep -m1 -o avx2 /proc/cpuinfo 2>/dev/null),ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 MKL_CBWR=AVX2 ONEDNN_MAX_CPU_ISA=AVX2)
 golden: data
 	MNISTGEN_RESULTS=$$(mktemp -d) $(REFERENCE_ENV) $(PY) -m mnistgen render all --profile smoke --out tests/golden
