@@ -83,13 +83,25 @@ def test_a_missing_dependency_is_named_plainly(monkeypatch, tmp_path, capsys):
     assert not any(tmp_path.iterdir())
 
 
-def test_parallel_render_shares_runs_and_writes_every_chapter(tmp_path, monkeypatch, data_root):
-    """``render all --jobs 2``: the GAN and AC-GAN chapters both need the GAN; it is trained once."""
+def test_parallel_render_shares_runs_and_writes_every_chapter(tmp_path, monkeypatch, data_root, capfd):
+    """``render all --jobs 2``: the GAN and AC-GAN chapters both need the GAN; it is trained once.
+    The console says when each chapter starts and ends; the logs of the cluster, papermill and the
+    kernels go to the log file it names."""
     from mnistgen import cli
 
     results = tmp_path / "results"
     monkeypatch.setenv("MNISTGEN_RESULTS", str(results))
-    cli.render_parallel(["acgan", "gan"], "smoke", tmp_path / "out", jobs=2)
+    capfd.readouterr()
+    cli.render_parallel(["acgan", "gan"], "smoke", tmp_path / "out", jobs=2, log_file=tmp_path / "render.log")
+    console = capfd.readouterr()
+    lines = [line for line in (console.out + console.err).splitlines() if line.strip()]
+    assert lines[0].startswith("render: 2 chapter(s) of profile 'smoke'") and str(tmp_path / "render.log") in lines[0]
+    for ch in ("acgan", "gan"):
+        assert f"chapter {ch}: started" in lines and any(line.startswith(f"chapter {ch}: done after ") for line in lines)
+    assert lines[-1].startswith("render: 2 chapter(s) in ")
+    assert len(lines) == 6, lines  # nothing else: no start-up chatter, no kernel or papermill logs
+    log = (tmp_path / "render.log").read_text()
+    assert "render: gan (02_gan_experiments) with profile smoke" in log and "04_acgan.ipynb in" in log
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["02_gan_experiments.ipynb", "04_acgan.ipynb"]
     import collections
     import json

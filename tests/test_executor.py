@@ -157,3 +157,26 @@ def test_a_dependency_outside_the_tasks_fails_that_task_by_name():
         with pytest.raises(executor.ClusterError, match=r"(?s)\['b'\].*b: its dependency 'nowhere' is not among the tasks"):
             executor.run(client, {"a": (sleep_task, (0.0,)), "b": (sleep_task, (0.0,))}, "deps",
                          progress=False, depends={"b": "nowhere"})
+
+
+def test_the_runs_bar_counts_the_planned_runs_as_they_finish(tmp_path):
+    """`make book`'s bar over runs: it counts a planned run once its manifest exists (what another
+    process leaves on the shared folder), and nothing else."""
+    import io
+
+    from mnistgen import edition
+    from mnistgen.progress import RunsBar
+
+    planned = [rid for rs in edition.run_ids("smoke").values() for rid in rs]
+    out = io.StringIO()
+    with RunsBar("smoke", results_root=tmp_path, every=0.02, disable=False, file=out) as bar:
+        assert bar.bar.total == len(planned) and bar.bar.n == 0
+        for rid in planned[:3] + ["not-planned-seed0-0000000000"]:
+            (tmp_path / "smoke" / "runs" / rid).mkdir(parents=True)
+            (tmp_path / "smoke" / "runs" / rid / "manifest.json").write_text("{}")
+        (tmp_path / "smoke" / "runs" / planned[3]).mkdir()  # training, no manifest yet
+        deadline = time.monotonic() + 30
+        while bar.bar.n < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert bar.bar.n == 3
+    assert f"3/{len(planned)}" in out.getvalue()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import dataclasses
 import logging
 import os
@@ -129,7 +130,11 @@ def cmd_render(args: argparse.Namespace) -> None:
 PARALLEL_ORDER = ("gan", "acgan", "vae", "gan_objective", "evaluation")
 
 
-def render_parallel(chapters: list[str], profile: str, out_dir: Path, jobs: int, scheduler: str | None = None) -> None:
+LOG_DIR = REPO_DIR / "_build" / "logs"
+
+
+def render_parallel(chapters: list[str], profile: str, out_dir: Path, jobs: int, scheduler: str | None = None,
+                    log_file: Path | None = None) -> None:
     """Render chapters as tasks of a Dask cluster (``executor``), ``jobs`` at a time.
 
     Locally a LocalCluster of ``jobs`` single-process workers with cores/jobs torch threads each:
@@ -137,22 +142,70 @@ def render_parallel(chapters: list[str], profile: str, out_dir: Path, jobs: int,
     training (measured: small matrix products scale poorly across threads). With a scheduler
     (``--scheduler`` or $MNISTGEN_SCHEDULER) the chapters go to that cluster instead. Chapters
     start in PARALLEL_ORDER, each on whichever worker frees first (``executor.run``).
+
+    The console gets one line as each chapter starts and ends (with its wall time) and a bar over
+    the profile's runs as they finish, with an ETA; the cluster's and the kernels' own logs go to
+    ``log_file`` (default ``_build/logs/render-<profile>.log``), named at the start.
     """
     from . import executor
+    from .progress import RunsBar
 
+    log_file = Path(log_file) if log_file is not None else LOG_DIR / f"render-{profile}.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    log_file.write_text("")
     queue = sorted(chapters, key=PARALLEL_ORDER.index)
-    tasks = {f"render {ch}": (_render_task, (ch, profile, str(out_dir))) for ch in queue}
+    print(f"render: {len(queue)} chapter(s) of profile {profile!r}, {jobs} at a time; the logs of Dask and of "
+          f"the kernels: {log_file}", flush=True)
+    tasks = {f"render {ch}": (_render_task, (ch, profile, str(out_dir), str(log_file))) for ch in queue}
+    t0 = time.perf_counter()
+    handler = logging.FileHandler(log_file)
+    quiet = [logging.getLogger(n) for n in ("mnistgen.executor", "distributed")]
+    for lg in quiet:  # the cluster's start-up lines go to the log, not the console
+        lg.addHandler(handler)
+        lg.propagate = False
     try:
-        with executor.cluster(jobs, scheduler) as client:
-            executor.run(client, tasks, f"{profile}: chapters", progress=False)
+        with RunsBar(profile) as bar, executor.cluster(jobs, scheduler) as client:
+            def announce(key: str, what: str, seconds: float) -> None:
+                bar.write(f"chapter {key.removeprefix('render ')}: {what}"
+                          + ("" if what == "started" else f" after {seconds:.0f} s"))
+            executor.run(client, tasks, f"{profile}: chapters", progress=False, announce=announce)
     except executor.ClusterError as e:
         failed = [ch for ch in queue if f"'render {ch}'" in str(e)]
-        raise UsageError(f"chapter(s) {failed} failed:\n{e}" if failed else str(e)) from None
+        raise UsageError(f"chapter(s) {failed} failed (full log: {log_file}):\n{e}" if failed else str(e)) from None
+    finally:
+        for lg in quiet:
+            lg.removeHandler(handler)
+            lg.propagate = True
+        handler.close()
+    print(f"render: {len(queue)} chapter(s) in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
-def _render_task(chapter: str, profile: str, out_dir: str) -> str:
-    """One chapter, in a Dask worker: papermill's kernel inherits the worker's thread settings."""
-    return str(render(chapter, profile, {}, Path(out_dir)))
+def _render_task(chapter: str, profile: str, out_dir: str, log_file: str | None = None) -> str:
+    """One chapter, in a Dask worker: papermill's kernel inherits the worker's thread settings
+    and, with ``log_file``, its standard output and error (papermill's and the kernel's logs)."""
+    if log_file is None:
+        return str(render(chapter, profile, {}, Path(out_dir)))
+    with open(log_file, "a") as log, _fds_to(log):
+        return str(render(chapter, profile, {}, Path(out_dir)))
+
+
+@contextlib.contextmanager
+def _fds_to(f: Any) -> Any:
+    """Point this process's file descriptors 1 and 2 (and so those of processes it starts) at ``f``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
 
 
 def _check_writable(root: Path) -> None:

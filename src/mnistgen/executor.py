@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -91,7 +92,8 @@ def cluster(jobs: int = 2, scheduler: str | None = None, threads: bool = False) 
 
 
 def run(client: Any, tasks: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]], desc: str,
-        progress: bool = True, depends: dict[str, str] | None = None) -> dict[str, Any]:
+        progress: bool = True, depends: dict[str, str] | None = None,
+        announce: Callable[[str, str, float], None] | None = None) -> dict[str, Any]:
     """Run ``tasks`` (key -> (function, args)) on ``client``; return key -> result.
 
     Tasks start in the order given, as many at a time as the cluster has worker threads: the next
@@ -102,6 +104,7 @@ def run(client: Any, tasks: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]
     the order) starts ``key`` only after ``other`` has finished, and passes it ``other``'s result
     (``_after``). One progress bar with an ETA
     counts finished tasks. Every failure is collected; then ClusterError names them.
+    ``announce(key, "started" | "done" | "failed", seconds since it started)`` hears of each task.
     """
     from dask.distributed import as_completed
     from tqdm import tqdm
@@ -115,6 +118,7 @@ def run(client: Any, tasks: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]
 
     results: dict[str, Any] = {}
     failed: dict[str, str] = {}
+    started: dict[str, float] = {}
 
     def submit_next() -> bool:
         """Submit the first pending task whose dependency has finished; False if there is none."""
@@ -126,6 +130,9 @@ def run(client: Any, tasks: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]
                 futures[key] = client.submit(_after, fn, args, after, key=key, pure=False)
                 keys[futures[key].key] = key
                 in_flight.add(futures[key])
+                started[key] = time.perf_counter()
+                if announce is not None:
+                    announce(key, "started", 0.0)
                 return True
         return False
 
@@ -138,6 +145,8 @@ def run(client: Any, tasks: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]
             results[key] = fut.result()
         except Exception as e:  # noqa: BLE001 - reported below, with every other failure
             failed[key] = f"{type(e).__name__}: {e}"
+        if announce is not None:
+            announce(key, "failed" if key in failed else "done", time.perf_counter() - started[key])
         bar.update()
         bar.set_postfix_str(key[-40:])
         while len(futures) - len(results) - len(failed) < slots and submit_next():
