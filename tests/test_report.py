@@ -34,3 +34,33 @@ def test_provenance_adds_columns_where_runs_differ():
     header = _table(md)[0]
     assert header.endswith("| device | code commit |")
     assert "trained on" not in md
+
+
+def test_a_mean_is_printed_to_the_precision_its_sd_supports():
+    """The sd to one significant digit (two when it starts with 1), the mean to the same place,
+    capped at the requested decimals; thousands separated; a vanishing sd is said, not '± 0.00'."""
+    f = report.mean_sd_text
+    assert f(205.925, 12.397) == "206 ± 12"          # leading 1: two digits, so units
+    assert f(5.978, 0.087) == "5.98 ± 0.09"
+    assert f(0.8469, 0.0104, 3) == "0.847 ± 0.010"
+    assert f(1246.15, 207.75, 1) == "1,200 ± 200"    # hundreds: no spurious decimals
+    assert f(-100.72, 0.3178) == "-100.7 ± 0.3"
+    assert f(0.65, 0.0012) == "0.65 (sd < 0.01)"     # below the requested precision
+    assert f(50, 0.0, 1) == "50.0 ± 0"
+    assert f(9.7, None) == "9.70"                    # one seed: no sd
+    assert f(0.0148, 0.0014, 3, scale=100) == "1.48 ± 0.14"
+
+
+def test_the_printed_sd_has_one_or_two_significant_digits_whatever_the_numbers():
+    import random
+
+    rng = random.Random(0)
+    for _ in range(2000):
+        sd = 10 ** rng.uniform(-3, 3)
+        text = report.mean_sd_text(rng.uniform(-1e4, 1e4), sd, digits=4)
+        mean_txt, _, sd_txt = text.partition(" ± ")
+        digits = sd_txt.replace(",", "").replace(".", "").lstrip("0")
+        assert 1 <= len(digits.rstrip("0") or "0") <= 2, text
+        # the mean stops at the sd's last digit
+        decimals = len(sd_txt.split(".")[1]) if "." in sd_txt else 0
+        assert (len(mean_txt.split(".")[1]) if "." in mean_txt else 0) == decimals, text

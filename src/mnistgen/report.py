@@ -7,6 +7,7 @@ nbval reference copy) holds exactly what the reader sees.
 from __future__ import annotations
 
 import json
+import math
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,9 +35,27 @@ def glue_number(name: str, value: float, digits: int = 2) -> float:
 
 
 def mean_sd_text(mean: float, sd: float | None, digits: int = 2, scale: float = 1.0) -> str:
-    """'12.34 ± 0.56' (sd over seeds); just the mean where there is one seed (sd None)."""
-    m = f"{scale * mean:.{digits}f}"
-    return m if sd is None else f"{m} ± {scale * sd:.{digits}f}"
+    """'206 ± 12': the sd to its first significant digit (two where that digit is 1: 0.012 shown
+    as 0.01 would lose a sixth of itself) and the mean to the same place, never finer than
+    ``digits`` decimals; thousands separated. An sd that rounds to zero there reads
+    '0.65 (sd < 0.01)', not '± 0.00'; an sd of exactly 0, '± 0'. One seed (sd None): the mean to
+    ``digits`` decimals."""
+    m = scale * mean
+    if sd is None:
+        return f"{m:,.{digits}f}"
+    s = abs(scale * sd)
+    if s == 0:
+        return f"{m:,.{digits}f} ± 0"
+    exp = math.floor(math.log10(s))
+    lead = int(s / 10 ** exp + 1e-9)
+    places = min(digits, (1 if lead == 1 else 0) - exp)  # decimals; negative: tens, hundreds, ...
+    if round(s, places) == 0:
+        return f"{m:,.{digits}f} (sd < {10.0 ** -digits:g})"
+
+    def fmt(x: float) -> str:
+        return f"{round(x, places):,.{max(places, 0)}f}"
+
+    return f"{fmt(m)} ± {fmt(s)}"
 
 
 def cell(d: dict[str, Any], key: str, digits: int = 2, scale: float = 1.0) -> str:
@@ -117,7 +136,8 @@ def provenance(notebook: str, profile: str, params: dict[str, Any], runs: Sequen
         same.append(f"from code commit `{next(iter(shared['code commit']))}`")
     trained = (f" Every run below was trained {' '.join(same)}." if same and runs else "")
     overrides = {k: v for k, v in params.items() if v is not None}
-    bundle = installed_bundle(profile, runs[0].path.parents[2]) if runs else None
+    # results/<profile>/runs/<id>: the bundle installed for the profile these runs belong to
+    bundle = installed_bundle(profile, runs[0].path.parents[2]) if runs and len(runs[0].path.parents) > 2 else None
     return (bundle_notice(bundle) + f"**How this page was produced.** Profile `{profile}`"
             + (f", overrides `{overrides}`" if overrides else ", no overrides")
             + f"; rendered at commit `{git_commit()}`.{trained}\n\n{markdown_table(header, rows)}\n\n"
