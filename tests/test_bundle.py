@@ -206,6 +206,8 @@ def test_an_installed_bundle_trains_nothing_and_names_missing_weights(smoke_bund
     assert said == [f"bundle: {smoke_bundle} is installed in {dest / 'smoke'} already"]
     with pytest.raises(runs.NotInBundle, match="not in the results bundle installed for profile 'smoke'"):
         runs.get_runs(make_config("vae", "smoke", epochs=3), "smoke", [0], results_root=dest)
+    with pytest.raises(runs.NotInBundle, match="which nothing retrains"):
+        runs.get_runs(make_config("vae", "smoke"), "smoke", [0], results_root=dest, retrain=True)
     vae = runs.get_runs(make_config("vae", "smoke"), "smoke", [0, 1], results_root=dest)
     assert vae[0].models["vae"] is not None and vae[1].history == json.loads((vae[1].path / "history.json").read_text())
     with pytest.raises(runs.WeightsNotShipped, match=r"ships only the weights the report's figures use \(of this run: none\)"):

@@ -360,6 +360,10 @@ def get_runs(cfg: TrainConfig, profile: str, seeds: list[int] | None = None, *, 
     judge_name = run_id(judge.cfg) if judge is not None and getattr(cfg, "quality_every", 0) else None
     cfgs = [dataclasses.replace(cfg, seed=s) for s in seeds]
     bundle = installed_bundle(profile, results_root)
+    if bundle is not None and retrain:
+        raise NotInBundle(f"profile {profile!r} renders the results bundle installed in "
+                          f"{results_dir(profile, results_root)} ({_bundle_origin(bundle)}), which nothing "
+                          f"retrains; remove its {BUNDLE_FILE} to train here")
     ids = [run_id(c, judge_name) for c in cfgs]
     paths = [run_path(profile, rid, results_root, bundle) for rid in ids]
     with contextlib.ExitStack() as locks:
@@ -379,7 +383,7 @@ def _get_runs_locked(cfgs: list[TrainConfig], profile: str, paths: list[Path], d
         ckpt, manifest_path = path / "checkpoint.pt", path / "manifest.json"
         for stale in path.glob(".*.tmp"):  # a write killed part way (we hold the lock: nobody is writing)
             stale.unlink()
-        if bundle is None and retrain:
+        if retrain:
             for p in (manifest_path, ckpt, _previous(ckpt)):
                 p.unlink(missing_ok=True)
         if manifest_path.is_file() and not ckpt.is_file() and (path / SHIPPED_WEIGHTS).is_file():
