@@ -28,7 +28,7 @@
 # and with it the game's value is $-\log 4 + 2\,\mathrm{JSD}(p_{data} \,\|\, p_g)$: the global
 # optimum is $p_g = p_{data}$, where $D^* = 1/2$ everywhere {cite:p}`goodfellow2014`.
 #
-# ## Why the paper does not minimise equation {eq}`eq-gan` for G
+# ## Why the paper's generator does not minimise the minimax loss
 #
 # Write $D(x) = \sigma(\ell(x))$ with logit $\ell$. The generator's term in {eq}`eq-gan`,
 # $\log(1 - \sigma(\ell))$, has derivative $-\sigma(\ell) = -D(G(z))$ with respect to the logit.
@@ -110,13 +110,12 @@ def smooth(y, w=10):
     return np.convolve(y, np.ones(w) / w, mode="valid") if len(y) > w else y
 
 
-fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4))
+fig, (a1, a2) = plt.subplots(2, 1, figsize=(plots.COLUMN_IN, 6.0), sharex=True)
 for s, name, color in ((False, "non-saturating", "C0"), (True, "saturating", "C1")):
     for i, (g, d) in enumerate(zip(grad[s], dgz[s])):  # one line per seed
         a1.plot(smooth(g), color=color, lw=1, alpha=0.7, label=name if i == 0 else None)
         a2.plot(smooth(d), color=color, lw=1, alpha=0.7, label=name if i == 0 else None)
 a1.set_yscale("log")
-a1.set_xlabel("generator step")
 a1.set_ylabel(r"$\|\nabla_{\theta_G}\, \mathrm{loss}\|$ (10-step mean)")
 a2.axhline(0.5, color="gray", ls="--", lw=1, label="equilibrium, 1/2")
 a2.set_xlabel("generator step")
@@ -141,7 +140,7 @@ print("generator-gradient norm ratio (non-saturating / saturating) over the firs
 # ```{glue:figure} obj_measured
 # :name: fig-obj-measured
 #
-# Left: norm of the generator's gradient per step (log scale). Right: mean $D(G(z))$ per step.
+# Top: norm of the generator's gradient per step (log scale). Bottom: mean $D(G(z))$ per step.
 # One line per seed; the two losses of a seed start from the same weights, data order and noise.
 # ```
 #

@@ -143,8 +143,9 @@ report.glue_figure("gan_interp", plots.image_rows(rows, labels), profile)
 # ```{glue:figure} gan_curves
 # :name: fig-gan-curves
 #
-# Per-epoch means of the losses (left) and of $D(x)$ and $D(G(z))$ (right), every seed (thin)
-# and their mean (thick); dashed: the Nash-equilibrium value 1/2.
+# Per-epoch means of the losses (top) and of $D(x)$ and $D(G(z))$ (bottom), every seed (thin)
+# and their mean (thick); dotted: each loss at the equilibrium (D: 2 log 2, G: log 2); dashed: the
+# Nash-equilibrium value 1/2.
 # ```
 #
 # ```{glue:figure} gan_strip

@@ -97,8 +97,8 @@ display(Markdown(report.provenance("vae", profile, {**params, "seeds": seeds, "n
 # ```{glue:figure} vae_curves
 # :name: fig-vae-curves
 #
-# ELBO (left), reconstruction log-likelihood $\mathbb E_q \log p(x \mid z)$ (middle) and
-# $\mathrm{KL}(q \| p)$ (right) per epoch, nats per image; train: mean over the epoch's batches,
+# ELBO (top), reconstruction log-likelihood $\mathbb E_q \log p(x \mid z)$ (middle) and
+# $\mathrm{KL}(q \| p)$ (bottom) per epoch, nats per image; train: mean over the epoch's batches,
 # test: after the epoch. Every seed (thin) and their mean (thick).
 # ```
 
@@ -296,8 +296,8 @@ with torch.no_grad():
 # ```{glue:figure} vae_latent
 # :name: fig-vae-latent
 #
-# Left: posterior means $\mu(x)$ of the test set under the $d = 2$ model (seed 0), coloured by
-# digit. Right: its decoder means on a 15 × 15 grid of $z$ at the prior's quantiles 0.03 … 0.97.
+# Top: posterior means $\mu(x)$ of the test set under the $d = 2$ model (seed 0), coloured by
+# digit. Bottom: its decoder means on a 15 × 15 grid of $z$ at the prior's quantiles 0.03 … 0.97.
 # ```
 
 # %% tags=["hide-input"]
@@ -308,9 +308,9 @@ with torch.no_grad():
     q = torch.tensor(norm.ppf(np.linspace(0.03, 0.97, 15)), dtype=torch.float32)
     gy, gx = torch.meshgrid(q.flip(0), q, indexing="ij")
     grid = torch.sigmoid(vae2.decode(torch.stack([gx.ravel(), gy.ravel()], 1).to(run2.device)))
-fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 5.2))
+fig, (a1, a2) = plt.subplots(2, 1, figsize=(plots.COLUMN_IN - 1.0, 10.5))
 sc = a1.scatter(mu2[:, 0], mu2[:, 1], c=test.labels.numpy(), cmap="tab10", s=2, alpha=0.6)
-a1.legend(*sc.legend_elements(), title="digit", frameon=False, loc="center left", bbox_to_anchor=(1, 0.5), fontsize=8)
+a1.legend(*sc.legend_elements(), title="digit", frameon=False, loc="center left", bbox_to_anchor=(1, 0.5))
 a1.set_xlabel("$z_1$")
 a1.set_ylabel("$z_2$")
 a2.imshow(plots.grid_array(grid, 15, padding=0), cmap="gray", vmin=0, vmax=1)

@@ -38,8 +38,10 @@
 # (real or generated) and $L_C$ that of the correct class,
 #
 # $$
-# L_S = \mathbb E[\log P(S{=}\text{real} \mid x_{real})] + \mathbb E[\log P(S{=}\text{fake} \mid G(z, c))],\quad
-# L_C = \mathbb E[\log P(C{=}c \mid x_{real})] + \mathbb E[\log P(C{=}c \mid G(z, c))],
+# \begin{aligned}
+# L_S &= \mathbb E[\log P(S{=}\text{real} \mid x_{real})] + \mathbb E[\log P(S{=}\text{fake} \mid G(z, c))],\\
+# L_C &= \mathbb E[\log P(C{=}c \mid x_{real})] + \mathbb E[\log P(C{=}c \mid G(z, c))],
+# \end{aligned}
 # $$ (eq-acgan)
 #
 # D maximises $L_S + L_C$; G maximises $L_C$ and, as in the rest of this report, the
@@ -134,7 +136,7 @@ report.glue_figure("acgan_morph", plots.image_rows(rows, [f"{a} → {b}" for a, 
 # ```{glue:figure} acgan_curves
 # :name: fig-acgan-curves
 #
-# Left: losses. Middle: mean $D(x)$ and $D(G(z, c))$ with the equilibrium 1/2. Right: accuracy of
+# Top: losses. Middle: mean $D(x)$ and $D(G(z, c))$ with the equilibrium 1/2. Bottom: accuracy of
 # D's class head on real and generated batches. Every seed (thin) and their mean (thick).
 # ```
 #
@@ -177,16 +179,16 @@ report.glue_text("clf_accs", " and ".join(f"{100 * judges[n].history[-1]['test_a
 report.glue_text("acgan_n", f"{m[0]['n_samples']:,}")
 report.glue_mean_sd("acgan_acc", [x["class_accuracy"] for x in m], 3)
 report.glue_mean_sd("acgan_acc2", [x["class_accuracy"] for x in per_judge[names[-1]]], 3)
-rows = []
-for n in names:
-    per_class = np.array([x["class_accuracy_per_class"] for x in per_judge[n]])
-    overall = [x["class_accuracy"] for x in per_judge[n]]
-    rows.append([f"{n} agrees"] + [f"{v:.3f}" for v in per_class.mean(0)]
-                + [report.mean_sd_text(float(np.mean(overall)), float(np.std(overall, ddof=1)) if len(overall) > 1 else None, 3)])
-caption = (f"Share of AC-GAN samples each yardstick labels as the requested digit: per digit the mean over "
-           f"{len(runs)} seeds, overall mean ± sd.")
+per_class = {n: np.array([x["class_accuracy_per_class"] for x in per_judge[n]]) for n in names}
+overall = {n: [x["class_accuracy"] for x in per_judge[n]] for n in names}
+rows = [[str(c)] + [report.mean_sd_text(float(per_class[n][:, c].mean()), float(per_class[n][:, c].std(ddof=1))
+                                        if len(runs) > 1 else None, 3) for n in names] for c in range(10)]
+rows.append(["all"] + [report.mean_sd_text(float(np.mean(overall[n])), float(np.std(overall[n], ddof=1))
+                                           if len(runs) > 1 else None, 3) for n in names])
+caption = (f"Share of AC-GAN samples each yardstick labels as the requested digit: mean ± sd over "
+           f"{len(runs)} seeds, per digit and overall.")
 _ = report.glue_markdown("acgan_acc_table", f"```{{table}} {caption}\n:name: tab-acgan-acc\n\n"
-                     + report.markdown_table(["requested digit"] + [str(c) for c in range(10)] + ["all"], rows)
+                     + report.markdown_table(["requested digit"] + [f"{n} agrees" for n in names], rows)
                      + "\n```")
 
 # %% [markdown]

@@ -229,7 +229,7 @@ _ = report.glue_text("eval_acc2", report.cell(summary["acgan"]["by_yardstick"][n
 
 # %% tags=["hide-input"]
 report.glue_number("real_test_is", real[names[0]]["test_inception_score"], 2)
-fig, ax = plt.subplots(figsize=(8, 3.2))
+fig, ax = plt.subplots(figsize=(plots.COLUMN_IN, 3.4))
 width = 0.2
 for i, (name, hists) in enumerate([("real (train)", [real[names[0]]["class_histogram"]])] +
                                   [(label[m], [x["class_histogram"] for x in by_judge[m][names[0]]]) for m in runs]):
@@ -240,7 +240,7 @@ ax.axhline(0.1, color="gray", ls="--", lw=1)
 ax.set_xticks(range(10))
 ax.set_xlabel("digit predicted by the classifier")
 ax.set_ylabel("share of samples")
-ax.legend(frameon=False, ncol=4, fontsize=8)
+ax.legend(frameon=False, ncol=2)
 fig.tight_layout()
 report.glue_figure("eval_classes", fig, profile)
 

@@ -30,15 +30,16 @@ ARTIFACTS = REPO / "tests" / "artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 # Every figure a chapter glues: name -> (min width, min height) in pixels at the book's 100 dpi.
+# Multi-panel figures are a column wide (plots.COLUMN_IN, 672 px shown) with their panels stacked.
 EXPECTED_FIGURES = {
-    "01_gan_objective": {"obj_theory": (400, 250), "obj_measured": (800, 250), "obj_samples": (500, 200)},
-    "02_gan_experiments": {"gan_samples": (400, 400), "gan_interp": (500, 400), "gan_curves": (800, 250),
-                           "gan_strip": (100, 300), "gan_quality": (600, 250), "gan_sweep": (800, 250)},
-    "03_vae": {"vae_curves": (1000, 250), "iwae_k": (400, 250), "vae_recon": (500, 200), "vae_samples": (400, 400),
-               "vae_interp": (500, 400), "vae_latent": (800, 400)},
-    "04_acgan": {"acgan_grid": (400, 400), "acgan_morph": (500, 300), "acgan_curves": (1000, 250),
-                 "acgan_quality": (600, 250)},
-    "05_evaluation": {"eval_classes": (600, 250), "eval_nn": (500, 150)},
+    "01_gan_objective": {"obj_theory": (400, 250), "obj_measured": (560, 500), "obj_samples": (500, 200)},
+    "02_gan_experiments": {"gan_samples": (400, 400), "gan_interp": (500, 400), "gan_curves": (560, 550),
+                           "gan_strip": (100, 300), "gan_quality": (560, 450), "gan_sweep": (560, 450)},
+    "03_vae": {"vae_curves": (560, 800), "iwae_k": (400, 250), "vae_recon": (500, 200), "vae_samples": (400, 400),
+               "vae_interp": (500, 400), "vae_latent": (450, 900)},
+    "04_acgan": {"acgan_grid": (400, 400), "acgan_morph": (500, 250), "acgan_curves": (560, 800),
+                 "acgan_quality": (560, 450)},
+    "05_evaluation": {"eval_classes": (560, 250), "eval_nn": (500, 150)},
 }
 # The figures that are one grid of digits: name -> (rows, columns) of tiles, each of which must
 # hold a digit (not one flat colour).
@@ -216,9 +217,14 @@ def server(built_book):
 #   (it says how to rerun); every other cell's source sits behind the show/hide toggle;
 # - no code line cut at the page's edge: visible <pre> blocks do not overflow sideways;
 # - every equation typeset by MathJax (each .math holds an <mjx-container>), none an error box;
-# - every figure the chapter's source glues (by its label) present, with a loaded image.
+# - every figure the chapter's source glues (by its label) present, with a loaded image;
+# - nothing wider than the text column: no table or display equation overflows it, and no image is
+#   shrunk below FIGURE_SCALE of its size (its 10-pt text would read under 9 pt, plots.COLUMN_IN);
+# - no raw cross-reference label ({eq}`...`, eq-...) in the page's contents panel.
+# Figures are drawn at 100 dpi with 10-pt text (13.9 px); 9 pt on a 96-dpi screen is 12 px.
+FIGURE_SCALE = (9 * 96 / 72) / (10 * 100 / 72)  # 0.864
 PAGE_PROBLEMS_JS = r"""
-([isChapter, figureLabels]) => {
+([isChapter, figureLabels, figureScale]) => {
   const problems = [];
   const article = document.querySelector('article') || document.body;
   const visible = el => el.checkVisibility();  // false inside a closed <details> (content-visibility)
@@ -263,6 +269,27 @@ PAGE_PROBLEMS_JS = r"""
   for (const e of article.querySelectorAll('mjx-merror, [data-mml-node="merror"]')) {  // CHTML, SVG output
     problems.push('an equation MathJax could not read: ' + JSON.stringify(e.getAttribute('data-mjx-error') || e.textContent.trim().slice(0, 80)));
   }
+  for (const t of article.querySelectorAll('table')) {
+    const box = t.parentElement;
+    if (visible(t) && (t.scrollWidth > box.clientWidth + 2 || t.scrollWidth > article.clientWidth + 2)) {
+      problems.push('a table wider than its column (' + t.scrollWidth + ' px): ' + JSON.stringify(t.textContent.trim().slice(0, 50)));
+    }
+  }
+  for (const m of article.querySelectorAll('div.math')) {
+    if (visible(m) && m.scrollWidth > m.clientWidth + 2) {
+      problems.push('an equation wider than its column (' + m.scrollWidth + ' px): ' + JSON.stringify(m.textContent.trim().slice(0, 50)));
+    }
+  }
+  for (const img of article.querySelectorAll('img')) {
+    const shown = img.getBoundingClientRect().width;
+    if (visible(img) && img.naturalWidth > 0 && shown < figureScale * img.naturalWidth) {
+      const fig = img.closest('figure');
+      problems.push('a figure shrunk to ' + (shown / img.naturalWidth).toFixed(2) + ' of its size: ' + ((fig && fig.id) || img.src.slice(-40)));
+    }
+  }
+  for (const a of document.querySelectorAll('.bd-toc a, .bd-toc-nav a, .toc-entry a')) {
+    if (/\{|eq-/.test(a.textContent)) problems.push('a raw label in the contents panel: ' + JSON.stringify(a.textContent.trim()));
+  }
   for (const label of figureLabels) {
     const fig = document.getElementById(label);
     const img = fig && fig.querySelector('img');
@@ -291,7 +318,7 @@ def wait_for_math(page) -> None:
 
 
 def page_problems(page, chapter: bool, figures: list[str] = ()) -> list[str]:
-    return page.evaluate(PAGE_PROBLEMS_JS, [chapter, list(figures)])
+    return page.evaluate(PAGE_PROBLEMS_JS, [chapter, list(figures), FIGURE_SCALE])
 
 
 def _launch(p):
@@ -413,6 +440,12 @@ GOOD_CHAPTER = """<html><body><article>
 <table><tr><th>run</th></tr><tr><td>gan-seed0-abc</td></tr></table></div></div>
 </article></body></html>""".replace("{png}", TINY_PNG)
 
+def _wide_png(width: int) -> str:
+    buf = io.BytesIO()
+    Image.new("L", (width, 20), 128).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
 # each defect a page can have -> (how to make it from GOOD_CHAPTER, the problem the checks must report)
 PAGE_DEFECTS = {
     "no provenance": (lambda h: h.replace("How this page was produced.", "Produced."), "no provenance paragraph"),
@@ -425,6 +458,15 @@ PAGE_DEFECTS = {
     "figure missing": (lambda h: h.replace('id="fig-x"', 'id="fig-y"'), "figure fig-x is missing"),
     "figure without its image": (lambda h: h.replace(f"data:image/png;base64,{TINY_PNG}", "missing.png"),
                                  "figure fig-x has no image"),
+    "table too wide": (lambda h: h.replace("<table>", '<table style="width: 3000px">'), "a table wider than its column"),
+    "equation too wide": (lambda h: h.replace("\\min_G \\max_D V(D, G)", " + ".join(f"x_{{{i}}}" for i in range(200))),
+                          "an equation wider than its column"),
+    "figure shrunk": (lambda h: h.replace(f'<img src="data:image/png;base64,{TINY_PNG}">',
+                                          f'<img style="width: 600px" src="data:image/png;base64,{_wide_png(1000)}">'),
+                      "a figure shrunk to 0.60 of its size: fig-x"),
+    "raw label in the contents": (lambda h: h.replace("<article>", '<nav class="bd-toc-nav"><a href="#">Why not '
+                                                      'equation eq-gan</a></nav><article>'),
+                                  "a raw label in the contents panel"),
 }
 
 

@@ -109,11 +109,11 @@ def test_an_imported_bundle_renders_the_same_metrics_and_trains_nothing(smoke_bu
         assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads((laptop / "smoke" / "metrics.json").read_text()) == json.loads((here / "smoke" / "metrics.json").read_text())
     assert _files(laptop / "smoke" / "runs") == before  # no cache written, no run trained
-    from mnistgen.report import results_markdown
+    from mnistgen.report import mean_sd_text, results_markdown
 
     m = json.loads((laptop / "smoke" / "metrics.json").read_text())
     table = results_markdown(m)  # the README's results, printed by `mnistgen summary`
-    assert f"| {m['vae']['test_nll']:.2f} ± {m['vae']['test_nll_sd']:.2f} / " in table
+    assert f"| {mean_sd_text(m['vae']['test_nll'], m['vae']['test_nll_sd'])} / " in table
     assert table.count("\n| iwae |") + table.count("\n| vae |") == len(m["vae_iwae"])
     assert not (laptop / "smoke" / "trained.jsonl").exists()
     nb = (tmp_path / "laptop" / "05_evaluation.ipynb").read_text()

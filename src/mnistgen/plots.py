@@ -11,11 +11,17 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 import torch
 from torchvision.utils import make_grid
 
 plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "axes.spines.top": False,
-                     "axes.spines.right": False, "font.size": 10})
+                     "axes.spines.right": False, "font.size": 10, "legend.fontsize": 10})
+# The book's text column is 672 px wide and its figures are drawn at 100 dpi: a figure at most
+# COLUMN_IN wide is shown at its own size, so 10-pt text (13.9 px) reads as 10 pt. Wider, it is
+# shrunk; below 0.864 of its size 10-pt text falls under 9 pt on a 96-dpi screen (12 px), which
+# tests/test_book.py checks for in Chromium. Panels are stacked, not squeezed side by side.
+COLUMN_IN = 6.5
 
 
 def as_unit(x: torch.Tensor) -> torch.Tensor:
@@ -60,7 +66,7 @@ def sample_grid(images: torch.Tensor, nrow: int = 10, title: str | None = None,
 
 
 def image_rows(rows: Sequence[torch.Tensor], row_labels: Sequence[str], title: str | None = None,
-               col_labels: Sequence[str] | None = None, size: float = 7.0) -> plt.Figure:
+               col_labels: Sequence[str] | None = None, size: float = COLUMN_IN - 0.4) -> plt.Figure:
     """One row of digits per entry of ``rows`` (each (S, ...)), labelled on the left."""
     ncol = len(rows[0])
     images = torch.cat([as_unit(r) for r in rows])
@@ -103,43 +109,63 @@ def _per_seed(ax: plt.Axes, histories: Sequence[History], key: str, label: str, 
 
 
 def gan_curves(histories: Sequence[History], title: str = "") -> plt.Figure:
-    """Losses, and D(x) / D(G(z)) per epoch with the equilibrium value 1/2 marked: every seed."""
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    """Losses, and D(x) / D(G(z)) per epoch with the equilibrium values marked: every seed.
+
+    At the equilibrium (D = 1/2 everywhere) D's loss is 2 log 2 and the non-saturating G loss
+    -log D(G(z)) is log 2: both are drawn, so that neither curve is read against the other's."""
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(COLUMN_IN, 6.6), sharex=True)
     _per_seed(a1, histories, "d_loss", "D loss")
     _per_seed(a1, histories, "g_loss", "G loss")
-    a1.axhline(2 * np.log(2), color="gray", ls=":", lw=1, label="D loss at equilibrium, 2 log 2")
-    a1.set_xlabel("epoch")
+    a1.axhline(2 * np.log(2), color="C0", ls=":", lw=1, label="D loss at equilibrium, 2 log 2")
+    a1.axhline(np.log(2), color="C1", ls=":", lw=1, label="G loss at equilibrium, log 2")
     a1.set_ylabel("loss (nats)")
-    a1.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    _legend_above(a1)
     _per_seed(a2, histories, "d_real", "D(x), real")
     _per_seed(a2, histories, "d_fake", "D(G(z)), generated")
     a2.axhline(0.5, color="gray", ls="--", lw=1, label="Nash equilibrium, 1/2")
     a2.set_ylim(0, 1)
     a2.set_xlabel("epoch")
-    a2.set_ylabel("mean discriminator output")
-    a2.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    a2.set_ylabel("mean D output")
+    a2.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _legend_above(a2)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    _fit_column(fig)
     return fig
+
+
+def _legend_above(ax: plt.Axes) -> None:
+    """The panel's legend in two columns above it: the axes keep the column's width."""
+    ax.legend(frameon=False, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2, borderaxespad=0.2)
+
+
+def _fit_column(fig: plt.Figure) -> None:
+    """Lay out ``fig`` so that, legends outside the axes included, it is COLUMN_IN wide."""
+    fig.tight_layout()
+    fig.canvas.draw()
+    box = fig.get_tightbbox(fig.canvas.get_renderer())
+    if box.width > COLUMN_IN:  # the axes give way to what sticks out (legends at the right)
+        fig.set_size_inches(fig.get_figwidth() * COLUMN_IN / box.width, fig.get_figheight())
+        fig.tight_layout()
 
 
 def curves(histories: Sequence[History], panels: Sequence[Sequence[tuple[str, str]]], ylabels: Sequence[str],
            title: str = "", hlines: dict[int, tuple[float, str]] | None = None) -> plt.Figure:
     """Generic per-epoch curves of every seed: ``panels`` is a list of [(history key, legend label), ...]."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
-    for i, (ax, panel) in enumerate(zip(axes[0], panels)):
+    fig, axes = plt.subplots(len(panels), 1, figsize=(COLUMN_IN, 3.0 * len(panels)), squeeze=False, sharex=True)
+    for i, (ax, panel) in enumerate(zip(axes[:, 0], panels)):
         for key, label in panel:
             _per_seed(ax, histories, key, label)
         if hlines and i in hlines:
             y, lab = hlines[i]
             ax.axhline(y, color="gray", ls="--", lw=1, label=lab)
-        ax.set_xlabel("epoch")
         ax.set_ylabel(ylabels[i])
-        ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+        _legend_above(ax)
+    axes[-1, 0].set_xlabel("epoch")
+    axes[-1, 0].xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    _fit_column(fig)
     return fig
 
 
@@ -150,7 +176,8 @@ QUALITY_PANELS = (("fid", "FID (first yardstick) ↓"), ("inception_score", "Inc
 def quality_curves(groups: dict[str, Sequence[History]], title: str = "") -> plt.Figure:
     """Sample quality recorded during training: FID, Inception Score and the most frequent digit's
     share (0.1 when balanced; a rise is a collapse), every seed of every group (e.g. a setting)."""
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
+    fig, grid = plt.subplots(2, 2, figsize=(COLUMN_IN, 5.6))
+    axes, key_ax = [grid[0, 0], grid[0, 1], grid[1, 0]], grid[1, 1]  # the fourth cell holds the legend
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for j, (label, histories) in enumerate(groups.items()):
         for ax, (key, _) in zip(axes, QUALITY_PANELS):
@@ -160,10 +187,11 @@ def quality_curves(groups: dict[str, Sequence[History]], title: str = "") -> plt
     for ax, (_, ylabel) in zip(axes, QUALITY_PANELS):
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_yscale("log")
     handles, labels = axes[2].get_legend_handles_labels()
-    fig.legend(handles, labels, frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 0.02),
-               ncol=min(len(labels), 5))
+    key_ax.set_axis_off()
+    key_ax.legend(handles, [lab.replace(" (mean", "\n(mean") for lab in labels], frameon=False, loc="center")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -176,7 +204,7 @@ def snapshot_strip(snapshots: Sequence[torch.Tensor], n_cols: int = 8, n_digits:
     epochs = sorted({int(round(e)) for e in np.linspace(1, n, min(n_cols, n))})
     rows = [torch.stack([snapshots[e - 1][d] for e in epochs]) for d in range(n_digits)]
     return image_rows(rows, [f"z{d + 1}" for d in range(n_digits)], col_labels=[f"ep {e}" for e in epochs],
-                      size=1.0 * len(epochs))
+                      size=min(COLUMN_IN - 0.4, 0.8 * len(epochs)))
 
 
 def nll_vs_k(rows: Sequence[dict[str, Any]], published: dict[str, dict[str, Any]]) -> plt.Figure:
@@ -207,6 +235,6 @@ def nll_vs_k(rows: Sequence[dict[str, Any]], published: dict[str, dict[str, Any]
     ax.minorticks_off()
     ax.set_xlabel("k (samples per image in the training bound)")
     ax.set_ylabel("test NLL (nats) ↓")
-    ax.legend(frameon=False, fontsize=8)
+    ax.legend(frameon=False, fontsize=9)
     fig.tight_layout()
     return fig
