@@ -8,9 +8,10 @@ from types import SimpleNamespace
 from mnistgen import report
 
 
-def _run(name: str, seed: int, device: str = "cpu", commit: str = "abc123def456") -> SimpleNamespace:
-    manifest = {"seed": seed, "epochs": 15, "wall_seconds": 12.3, "device": device,
-                "device_name": "x86_64 CPU, 1 torch threads", "git_commit": commit}
+def _run(name: str, seed: int, device: str = "cpu", commit: str = "abc123def456", **config) -> SimpleNamespace:
+    config = {"seed": seed, "epochs": 15, "beta1": 0.5, "batch_size": 64, "device": device, **config}
+    manifest = {"seed": seed, "epochs": 15, "wall_seconds": 12.3, "device": device, "model": name.split("-")[0],
+                "device_name": "x86_64 CPU, 1 torch threads", "git_commit": commit, "config": config}
     return SimpleNamespace(path=Path(f"/r/{name}"), manifest=manifest)
 
 
@@ -18,12 +19,16 @@ def _table(md: str) -> list[str]:
     return [line for line in md.splitlines() if line.startswith("|")]
 
 
-def test_provenance_is_a_markdown_table_with_one_row_per_run():
-    md = report.provenance("gan", "quick", {"epochs": None}, [_run("gan-seed0-x", 0), _run("gan-seed1-y", 1)])
+def test_provenance_is_one_row_per_configuration_named_by_what_tells_it_apart():
+    runs = [_run("gan-seed0-x", 0), _run("gan-seed1-y", 1), _run("gan-seed0-z", 0, beta1=0.9),
+            _run("gan-seed1-w", 1, beta1=0.9), _run("classifier-seed0-c", 0, beta1=None)]
+    md = report.provenance("gan", "quick", {"epochs": None}, runs)
     rows = _table(md)
-    assert rows[0] == "| run | seed | epochs | training wall time (its batch of seeds) |"
+    assert rows[0] == "| configuration | seeds | epochs | training wall time (its batch) |"
     assert rows[1] == "|---|---|---|---|"          # a separator row MyST turns into a <table>
-    assert len(rows) == 4 and "`gan-seed1-y` | 1 | 15 | 12 s" in rows[3]
+    assert rows[2:] == ["| gan, beta1 = 0.5 | 0, 1 | 15 | 12 s |", "| gan, beta1 = 0.9 | 0, 1 | 15 | 12 s |",
+                        "| classifier | 0 | 15 | 12 s |"]
+    assert "5 runs in 3 configurations" in md and "`gan-seed1-w`" in md.split("<details>")[1]
     # shared device and commit are said once, not repeated in every row
     assert "trained on cpu (x86_64 CPU, 1 torch threads) from code commit `abc123def456`" in md
     assert "make run NOTEBOOK=gan PROFILE=quick" in md

@@ -111,38 +111,52 @@ def rerun_command(notebook: str, profile: str, params: dict[str, Any]) -> str:
 def provenance(notebook: str, profile: str, params: dict[str, Any], runs: Sequence[Run]) -> str:
     """A Markdown block: how this page was produced and the command that reproduces it.
 
-    One table row per run; the device and the code commit get a column only where the runs
-    differ in them, otherwise one sentence says them once (a narrow page keeps its table readable).
+    A paragraph says the profile, the commits and the device once; behind a click, one table row
+    per configuration (named by the settings that tell it from the page's other configurations of
+    its model, e.g. β1 and batch size in the sweep), its seeds, epochs and the wall time of its
+    batch, then the run ids. Device and commit get a column only where the runs differ in them.
     """
     def device(r: Run) -> str:
         return f"{r.manifest['device']} ({r.manifest['device_name']})"
 
     shared = {"device": {device(r) for r in runs}, "code commit": {r.manifest["git_commit"] for r in runs}}
-    header = ["run", "seed", "epochs", "training wall time (its batch of seeds)"]
+    groups: dict[tuple[str, str], list[Run]] = {}
+    for r in runs:
+        config = {k: v for k, v in r.manifest["config"].items() if k not in ("seed", "device")}
+        groups.setdefault((r.manifest["model"], json.dumps(config, sort_keys=True)), []).append(r)
+    header = ["configuration", "seeds", "epochs", "training wall time (its batch)"]
     header += [k for k, v in shared.items() if len(v) > 1]
     rows = []
-    for r in runs:
-        m = r.manifest
-        row = [f"`{r.path.name}`", m["seed"], m["epochs"], f"{m['wall_seconds']:.0f} s"]
+    for (model, key), rs in groups.items():
+        config = json.loads(key)
+        others = [json.loads(k) for (m, k) in groups if m == model and k != key]
+        differs = [k for k in config if any(o.get(k) != config[k] for o in others)]
+        label = model + "".join(f", {k} = {config[k]}" for k in differs)
+        m = rs[0].manifest
+        row = [label, ", ".join(str(r.manifest["seed"]) for r in rs), m["epochs"],
+               f"{max(r.manifest['wall_seconds'] for r in rs):.0f} s"]
         if len(shared["device"]) > 1:
-            row.append(device(r))
+            row.append(" / ".join(sorted({device(r) for r in rs})))
         if len(shared["code commit"]) > 1:
-            row.append(f"`{m['git_commit']}`")
+            row.append(" / ".join(f"`{c}`" for c in sorted({r.manifest["git_commit"] for r in rs})))
         rows.append(row)
     same = []
     if len(shared["device"]) == 1:
         same.append(f"on {next(iter(shared['device']))}")
     if len(shared["code commit"]) == 1:
         same.append(f"from code commit `{next(iter(shared['code commit']))}`")
-    trained = (f" Every run below was trained {' '.join(same)}." if same and runs else "")
+    trained = (f" Every run was trained {' '.join(same)}." if same and runs else "")
     overrides = {k: v for k, v in params.items() if v is not None}
     # results/<profile>/runs/<id>: the bundle installed for the profile these runs belong to
     bundle = installed_bundle(profile, runs[0].path.parents[2]) if runs and len(runs[0].path.parents) > 2 else None
+    ids = ", ".join(f"`{r.path.name}`" for r in runs)
     return (bundle_notice(bundle) + f"**How this page was produced.** Profile `{profile}`"
             + (f", overrides `{overrides}`" if overrides else ", no overrides")
-            + f"; rendered at commit `{git_commit()}`.{trained}\n\n{markdown_table(header, rows)}\n\n"
+            + f"; rendered at commit `{git_commit()}`.{trained} {len(runs)} runs in {len(groups)} configurations. "
             + f"Rerun this chapter: `{rerun_command(notebook, profile, params)}`; "
-            + "a run whose configuration is unchanged is reused from `results/`, not retrained.")
+            + "a run whose configuration is unchanged is reused from `results/`, not retrained.\n\n"
+            + f"<details><summary>The runs behind this page</summary>\n\n{markdown_table(header, rows)}\n\n"
+            + f"Run ids (folders in `results/{profile}/runs/`): {ids}.\n\n</details>")
 
 
 def bundle_notice(bundle: dict[str, Any] | None) -> str:
