@@ -86,14 +86,14 @@ def shipped_weights(profile: str) -> dict[str, tuple[tuple[str, ...], bool]]:
     return out
 
 
-def export(profile: str, out: Path | None = None, results_root: Path = RESULTS_ROOT,
-           log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Write the bundle of ``profile``'s edition to ``out`` (default ``editions/<profile>.tar.gz``).
+def export(profile: str, out: Path | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Write the bundle of ``profile``'s edition (in ``RESULTS_ROOT``, where the chapters' calls
+    look) to ``out`` (default ``editions/<profile>.tar.gz``).
 
     Every run must be finished (else BundleError names them and the command that trains them);
     metrics not yet cached are computed first (``edition.measure``). Returns a summary."""
     out = Path(out) if out is not None else EDITIONS_DIR / f"{profile}.tar.gz"
-    root = results_dir(profile, results_root)
+    root = results_dir(profile, RESULTS_ROOT)
     ids = edition.run_ids(profile)
     missing = [rid for rs in ids.values() for rid in rs
                if not (root / "runs" / rid / "manifest.json").is_file() or not (root / "runs" / rid / "checkpoint.pt").is_file()]
