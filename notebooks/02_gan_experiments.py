@@ -132,6 +132,19 @@ with torch.no_grad():
 report.glue_figure("gan_interp", plots.image_rows(rows, labels), profile)
 
 # %% [markdown]
+# **Try it.** Below, the same generator runs in this page (seed 0's weights, exported when the
+# chapter rendered; no server). The outer images are $G(z_0)$ and $G(z_1)$ for the first pair of
+# {numref}`fig-gan-interp`; the slider moves $z_t$ between them along either path, and the readout
+# shows $\lVert z_t \rVert$, which dips towards the middle of the straight line and stays near
+# 8 on the spherical one. "new" draws another $z$ from the prior. Without JavaScript, and on
+# paper, {numref}`fig-gan-interp` stands in for it.
+
+# %% tags=["hide-input"]
+from mnistgen import widgets
+
+widgets.interpolation(G, run, profile, z[:2])
+
+# %% [markdown]
 # ## Training
 #
 # {numref}`fig-gan-curves` follows the two losses and the discriminator's mean output on real and

@@ -322,3 +322,15 @@ report.glue_mean_sd("vae_elbo_last", [r.history[-1]["test_elbo"] for r in runs],
 for r, r2, x in zip(runs, runs2, nlls):
     print(f"seed {r.cfg.seed}: d = {cfg.z_dim}: test NLL {x['test_nll']:.2f} (k = {x['nll_k']}, {x['nll_images']} images), "
           f"test ELBO {x['test_elbo']:.2f}; d = 2: test ELBO {r2.history[-1]['test_elbo']:.2f}")
+
+# %% [markdown]
+# **Try it.** Below, the $d = 2$ decoder (seed 0) runs in this page: point anywhere on the plane
+# (the prior's $\pm 3$ standard deviations, dots the posterior means of 2,000 random test
+# images, coloured as above) and it decodes that $z$. Without JavaScript, and on paper, the grid
+# of {numref}`fig-vae-latent` stands in for it.
+
+# %% tags=["hide-input"]
+from mnistgen import widgets
+
+shown = np.random.default_rng(0).choice(len(mu2), size=min(2000, len(mu2)), replace=False)
+widgets.latent_pointer(vae2, run2, profile, mu2[shown], test.labels.numpy()[shown])

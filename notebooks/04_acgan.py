@@ -103,6 +103,17 @@ with torch.no_grad():
 report.glue_figure("acgan_grid", plots.image_rows(rows, [str(c) for c in range(10)], size=5.2), profile)
 
 # %% [markdown]
+# **Try it.** Below, seed 0's generator runs in this page: for one noise vector (the first column
+# of {numref}`fig-acgan-grid` to begin with; "new z" draws another) it draws all ten digits, and
+# the picker shows one of them large. Without JavaScript, and on paper, the grid above stands in
+# for it.
+
+# %% tags=["hide-input"]
+from mnistgen import widgets
+
+widgets.digit_picker(G, run, profile, z[:1])
+
+# %% [markdown]
 # ## Class interpolation
 #
 # Holding $z$ fixed and moving the class embedding linearly from one digit's to another's

@@ -79,3 +79,33 @@ import nbval_tolerance  # noqa: E402
 if importlib.util.find_spec("nbval") is not None:
     nbval_tolerance.install(FRESH_FIGURES)
     nbval_tolerance.pin_kernel_env(REFERENCE_ENV)
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory) -> Path:
+    """The HTML book over the reference notebooks (tests/bookbuild.py), built once per session."""
+    import bookbuild
+
+    try:
+        return bookbuild.build(tmp_path_factory.mktemp("book"))
+    except FileNotFoundError as e:
+        pytest.fail(str(e))
+
+
+@pytest.fixture(scope="session")
+def server(built_book):
+    """The built book served over HTTP on a free local port: its base URL."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(built_book))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()

@@ -8,26 +8,19 @@ the `smoke` profile), so this test needs no training and checks what `make book`
 from __future__ import annotations
 
 import base64
-import functools
-import http.server
 import io
 import json
 import os
-import shutil
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from bookbuild import CHROMIUM, GOLDEN, launch
 from conftest import REPO
 
-GOLDEN = REPO / "tests" / "golden"
 ARTIFACTS = REPO / "tests" / "artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 # Every figure a chapter glues: name -> (min width, min height) in pixels at the book's 100 dpi.
 # Multi-panel figures are a column wide (plots.COLUMN_IN, 672 px shown) with their panels stacked.
@@ -157,27 +150,6 @@ def test_the_tile_check_catches_a_blank_digit():
     assert blank_tiles(png(images[:10]), (2, 10)) == ["1 x 10 tiles instead of 2 x 10"]  # a row missing
 
 
-def _book_sources(dst: Path) -> None:
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(REPO / name, dst / name)
-    shutil.copytree(REPO / "book", dst / "book", ignore=shutil.ignore_patterns("generated"))
-    shutil.copytree(GOLDEN, dst / "book" / "generated")
-
-
-@pytest.fixture(scope="module")
-def built_book(tmp_path_factory) -> Path:
-    if not (REPO / "book" / "_static" / "mathjax" / "tex-svg.js").is_file():
-        pytest.fail("book/_static/mathjax/tex-svg.js is missing: run `make test` (it fetches MathJax)")
-    root = tmp_path_factory.mktemp("book")
-    _book_sources(root)
-    jb = Path(sys.executable).parent / "jupyter-book"
-    r = subprocess.run([str(jb), "build", "--all", "-W", "-n", "--keep-going", str(root)],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, f"jupyter-book build failed or warned:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
-    assert "warning" not in r.stderr.lower(), r.stderr[-3000:]
-    return root / "_build" / "html"
-
-
 def test_built_html_fetches_nothing_from_other_hosts(built_book):
     import re
 
@@ -193,20 +165,6 @@ def _toc_pages() -> list[str]:
 
     toc = yaml.safe_load((REPO / "_toc.yml").read_text())
     return [toc["root"]] + [c["file"] for c in toc["chapters"]]
-
-
-@pytest.fixture(scope="module")
-def server(built_book):
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    handler = functools.partial(Quiet, directory=str(built_book))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
 
 
 # What a reader must see on every page, checked in the browser's DOM (returns a list of problems):
@@ -321,12 +279,6 @@ def page_problems(page, chapter: bool, figures: list[str] = ()) -> list[str]:
     return page.evaluate(PAGE_PROBLEMS_JS, [chapter, list(figures), FIGURE_SCALE])
 
 
-def _launch(p):
-    return p.chromium.launch(executable_path=CHROMIUM, args=[
-        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"])
-
-
 @pytest.mark.browser
 def test_every_page_in_headless_chromium(server):
     if not os.path.exists(CHROMIUM):
@@ -336,7 +288,7 @@ def test_every_page_in_headless_chromium(server):
     ARTIFACTS.mkdir(exist_ok=True)
     report = {}
     with sync_playwright() as p:
-        browser = _launch(p)
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         errors: list[str] = []
         page.on("console", lambda m: errors.append(f"{page.url}: {m.text}") if m.type == "error" else None)
@@ -408,7 +360,7 @@ def test_the_page_checks_catch_a_broken_table_and_open_code():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = _launch(p)
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.set_content(BROKEN_PAGE)
         broken = page_problems(page, True)
@@ -495,7 +447,7 @@ def test_each_page_check_fires_on_its_defect():
             r.fulfill(status=404)
 
     with sync_playwright() as p:
-        browser = _launch(p)
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.route("**/*", route)
         good = problems_of(page, GOOD_CHAPTER)
