@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 MATHJAX := book/_static/mathjax/tex-svg.js
 MATHJAX_TGZ_SHA256 := 1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c09
 
-.PHONY: book test test-matrix test-row venv data notebooks html run golden bench clean chromium
+.PHONY: book pdf test test-matrix test-row venv data notebooks html run golden bench clean chromium
 .DEFAULT_GOAL := book
 
 venv: $(STAMP)
@@ -44,14 +44,22 @@ html: $(STAMP) $(MATHJAX)
 book: notebooks
 	$(MAKE) --no-print-directory html PROFILE=$(PROFILE)
 
+# One PDF of the whole report (_build/pdf/report.pdf): the single-page HTML build printed by Chromium
+# (src/mnistgen/printing.py says why this way). Uses the rendered chapters; renders them if there are none.
+pdf: $(STAMP) $(MATHJAX) chromium
+	@ls book/generated/*.ipynb >/dev/null 2>&1 || $(MAKE) --no-print-directory notebooks PROFILE=$(PROFILE)
+	$(VENV)/bin/jupyter-book build --all -W -n --keep-going --builder singlehtml .
+	$(PY) -m mnistgen pdf --build _build/singlehtml --out _build/pdf/report.pdf
+
 # One chapter with other parameters, then the book: make run NOTEBOOK=gan PARAMS="-p epochs 50 -p seed 3"
 run: data
 	$(PY) -m mnistgen render $(NOTEBOOK) --profile $(PROFILE) $(PARAMS)
 	$(MAKE) --no-print-directory html PROFILE=$(PROFILE)
 
-# The browser test drives Debian's chromium through Playwright (no browser download).
+# The browser test drives Debian's chromium through Playwright (no browser download); the PDF test
+# reads the printed report with poppler's pdftotext and pdftoppm.
 chromium:
-	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromium >/dev/null && command -v pdftotext >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium poppler-utils >/dev/null; }
 
 test: data $(MATHJAX) chromium
 	$(PY) -m pytest

@@ -309,6 +309,20 @@ def cmd_summary(args: argparse.Namespace) -> None:
     print(results_markdown(json.loads(path.read_text())))
 
 
+def cmd_pdf(args: argparse.Namespace) -> None:
+    import time
+
+    from .printing import PrintError, print_pdf
+
+    start = time.perf_counter()
+    try:
+        got = print_pdf(Path(args.build), Path(args.out))
+    except PrintError as e:
+        raise UsageError(str(e)) from None
+    print(f"The report as PDF: {Path(args.out).resolve()} ({got['bytes'] / 2**20:.1f} MiB, {got['equations']} "
+          f"equations, {got['images']} images; printed in {time.perf_counter() - start:.0f} s)")
+
+
 def cmd_data(args: argparse.Namespace) -> None:
     from .data import ensure_mnist
 
@@ -359,6 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("summary", help="print a profile's results (its metrics.json) as Markdown tables")
     s.add_argument("--profile", default="quick", choices=profiles)
     s.set_defaults(func=cmd_summary)
+    pdf = sub.add_parser("pdf", help="print the single-page HTML build of the book to one PDF (make pdf)")
+    pdf.add_argument("--build", default="_build/singlehtml", help="the single-page build to print (its folder)")
+    pdf.add_argument("--out", default="_build/pdf/report.pdf", help="the PDF to write")
+    pdf.set_defaults(func=cmd_pdf)
     d = sub.add_parser("data", help="fetch and verify MNIST")
     d.add_argument("--root", default=str(DATA_ROOT))
     d.set_defaults(func=cmd_data)
