@@ -23,7 +23,7 @@
 # ({glue:text}`gan_seeds`), trained together as one batch; numbers are mean ± standard deviation
 # over them, curves show every seed, and image grids show seed 0.
 #
-# **What is chosen on what.** As in Goodfellow et al. (2014), the last 10,000 training images are
+# **What is chosen on what.** As in {cite:t}`goodfellow2014`, the last 10,000 training images are
 # held out as a validation split that no GAN-family model (the sweep's, the AC-GAN) trains on.
 # Every choice is made on it: the sweep's quality checks during training and its pick below,
 # and the Parzen window's $\sigma$ in the evaluation chapter. The 10,000 test images are read
@@ -37,7 +37,7 @@
 # maximises $\log D(G(z))$ (the non-saturating loss of the previous chapter).
 #
 # **Choices the paper leaves open.** The batch size and Adam's $\beta_1$ ($\beta_2 = 0.999$).
-# $\beta_1 = 0.5$ is the setting Radford et al. (2016) found to stabilise GAN training;
+# $\beta_1 = 0.5$ is the setting {cite:t}`radford2016` found to stabilise GAN training;
 # $\beta_1 = 0.9$ is PyTorch's default and the literal reading of "Adam with learning rate
 # 0.0005". Rather than pick one, this chapter trains every combination of $\beta_1$ and batch size
 # below with every seed, and **the rule that picks the model shown in this chapter and judged in
@@ -109,7 +109,7 @@ report.glue_figure("gan_samples", plots.sample_grid(samples, nrow=10), profile)
 # Each row of {numref}`fig-gan-interp` decodes points on a path between two random latent
 # vectors. A straight line (lerp) between two Gaussian samples in 64 dimensions passes close to
 # the origin, where the prior has almost no mass (a sample's norm concentrates near
-# $\sqrt{64} = 8$); the spherical path (slerp; White 2016) keeps the norm. If the generator has
+# $\sqrt{64} = 8$); the spherical path (slerp {cite:p}`white2016`) keeps the norm. If the generator has
 # learned a smooth map, the digits morph without jumps either way; differences between the two
 # paths show how much the generator relies on the norm of $z$.
 #
@@ -149,7 +149,7 @@ widgets.interpolation(G, run, profile, z[:2])
 #
 # {numref}`fig-gan-curves` follows the two losses and the discriminator's mean output on real and
 # generated batches. At the equilibrium of the minimax game $p_g = p_{data}$ and
-# $D^*(x) = 1/2$ everywhere (Goodfellow et al. 2014, Prop. 1), where D's loss is
+# $D^*(x) = 1/2$ everywhere ({cite:t}`goodfellow2014`, Proposition 1), where D's loss is
 # $2\log 2 \approx 1.386$. In the last epoch the discriminator gave real images
 # {glue:text}`gan_d_real` and generated ones {glue:text}`gan_d_fake` on average.
 #
@@ -186,7 +186,10 @@ for r in runs:
 # against the validation split, Inception Score (mean of 10 splits), and the share of samples it assigns to the most
 # frequent digit. That share is 0.1 for balanced digits and rises when the generator collapses
 # onto a few of them ({numref}`fig-gan-quality`). At the end: FID {glue:text}`gan_q_fid`,
-# most frequent digit {glue:text}`gan_q_top` of the samples.
+# most frequent digit {glue:text}`gan_q_top` of the samples. These FIDs are not the evaluation
+# chapter's: they use {glue:text}`gan_quality_samples` samples against the validation split, cheap
+# enough to repeat during training, and FID estimated from fewer samples is biased upward; the
+# evaluation chapter reports {glue:text}`gan_eval_samples` samples against the test set.
 #
 # ```{glue:figure} gan_quality
 # :name: fig-gan-quality
@@ -197,6 +200,7 @@ for r in runs:
 
 # %% tags=["hide-input"]
 report.glue_text("gan_quality_every", str(cfg.quality_every))
+report.glue_text("gan_eval_samples", f"{ev.n_samples:,}")
 report.glue_mean_sd("gan_q_fid", [r.history[-1]["fid"] for r in runs], 1)
 report.glue_mean_sd("gan_q_top", [r.history[-1]["top_class_share"] for r in runs], 2)
 report.glue_figure("gan_quality", plots.quality_curves({f"β1 = {cfg.beta1}, batch {cfg.batch_size}":
@@ -214,7 +218,10 @@ report.glue_figure("gan_quality", plots.quality_curves({f"β1 = {cfg.beta1}, bat
 # where it appears, it is part of the result, not a failed run. The settings are compared at an
 # equal number of epochs, not of updates: a batch of 64 makes twice the generator updates of a
 # batch of 128 in the same epochs (the table's "updates" column), so a batch-size difference
-# here is also a difference in training length. The FIDs are against the validation split.
+# here is also a difference in training length; {numref}`fig-gan-sweep` therefore plots against
+# generator updates, where a setting's curve can be compared with another's at equal updates.
+# The FIDs are against the validation split. {numref}`fig-gan-sweep-samples` shows what each
+# setting draws.
 #
 # ```{glue:md} gan_sweep_table
 # :format: myst
@@ -223,8 +230,21 @@ report.glue_figure("gan_quality", plots.quality_curves({f"β1 = {cfg.beta1}, bat
 # ```{glue:figure} gan_sweep
 # :name: fig-gan-sweep
 #
-# Sample quality during training for every setting of the sweep: each seed (thin) and the mean
-# over seeds (thick).
+# Sample quality during training for every setting of the sweep against generator updates: each
+# seed (thin) and the mean over seeds (thick).
+# ```
+#
+# ```{glue:figure} gan_sweep_samples
+# :name: fig-gan-sweep-samples
+#
+# Ten samples of seed 0 of every setting, from the same fixed noise, after the last epoch; the
+# most frequent digit's share of each setting (mean over seeds) in brackets.
+# ```
+#
+# ## What this chapter showed
+#
+# ```{glue:md} gan_summary
+# :format: myst
 # ```
 
 # %% tags=["hide-input"]
@@ -239,8 +259,30 @@ caption = (f"The sweep: mean ± sd over {len(ev.seeds)} seeds at the last epoch,
            "samples each, first yardstick, FID against the validation split. Picked: the lowest mean final FID.")
 report.glue_markdown("gan_sweep_table", f"```{{table}} {caption}\n:name: tab-gan-sweep\n\n"
                      + report.markdown_table(header, rows) + "\n```")
-groups = {f"β1 = {r['beta1']}, batch {r['batch_size']}": [x.history for x in r["runs"]] for r in sweep}
-report.glue_figure("gan_sweep", plots.quality_curves(groups), profile)
-for r in sweep:
-    print(f"beta1 {r['beta1']}, batch {r['batch_size']}: final FID per seed",
-          ", ".join(f"{x.history[-1]['fid']:.1f}" for x in r["runs"]))
+setting = lambda r: f"β1 = {r['beta1']}, batch {r['batch_size']}"
+groups = {setting(r): [x.history for x in r["runs"]] for r in sweep}
+per_epoch = {setting(r): updates(r["runs"][0].cfg) // r["epochs"] for r in sweep}
+report.glue_figure("gan_sweep", plots.quality_curves(groups, updates_per_epoch=per_epoch), profile)
+with torch.no_grad():
+    noise = fixed_noise(10, cfg.z_dim, run.device)
+    rows = [r["runs"][0].models["G"](noise) for r in sweep]
+report.glue_figure("gan_sweep_samples", plots.image_rows(rows, [f"{setting(r)} ({r['top_class_share']:.2f})" for r in sweep]),
+                   profile)
+
+# What the chapter showed, computed from the sweep: the pick against the runner-up, and collapses.
+final_fids = {setting(r): [x.history[-1]["fid"] for x in r["runs"]] for r in sweep}
+ranked = sorted(sweep, key=lambda r: r["fid"])
+best, second = ranked[0], ranked[1] if len(ranked) > 1 else None
+summary = [f"The paper's GAN, trained for {cfg.epochs} epochs, draws the digits of {{numref}}`fig-gan-samples`; of the "
+           f"{len(sweep)} settings of the two choices the paper leaves open, {setting(best)} reached the lowest final FID "
+           f"({report.cell(best, 'fid', 1)})"]
+if second is not None:
+    v = report.verdict(final_fids[setting(best)], final_fids[setting(second)], lower_is_better=True)
+    summary[0] += (f", {'clearly' if v == 'better' else 'but not measurably'} below the next, {setting(second)} "
+                   f"({report.cell(second, 'fid', 1)}; {report.p_text(final_fids[setting(best)], final_fids[setting(second)])}).")
+collapsed = [r for r in sweep if r["top_class_share"] > 0.5]
+summary.append(("Settings whose samples collapsed onto one digit (most frequent digit's share above one half): "
+                + ", ".join(f"{setting(r)} ({report.cell(r, 'top_class_share', 2)})" for r in collapsed)
+                + "; {numref}`fig-gan-sweep-samples` shows them.") if collapsed else
+               "No setting collapsed onto one digit (every most frequent digit's share is below one half).")
+report.glue_markdown("gan_summary", " ".join(summary))

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Evaluation
 #
-# The seed report judged its models by eye. This chapter measures the three models of the
+# The paper judged its models by eye. This chapter measures the three models of the
 # previous chapters the same way, with the metrics the field uses for MNIST, and puts the
 # numbers beside published anchors ({numref}`tab-eval` is generated; no number in this chapter
 # is typed by hand). The same numbers are written to `results/<profile>/metrics.json`, and the
@@ -43,8 +43,8 @@
 #   mean over 10 splits of the samples.
 # - *Parzen-window log-likelihood*, the protocol of {cite:t}`goodfellow2014`: a Gaussian kernel
 #   of width $\sigma$ on every generated image, $\sigma$ chosen on a validation split (here the
-#   last 10,000 training images, on which no GAN-family model trained; the VAE, trained as Burda
-#   et al. train it, did), the mean log-likelihood of the test images (a seeded random subset,
+#   last 10,000 training images, on which no GAN-family model trained; the VAE, trained as
+#   {cite:t}`burda2015` train it, did), the mean log-likelihood of the test images (a seeded random subset,
 #   the same for every model, where a profile scores fewer than 10,000) reported with its
 #   standard error over images. It is known to be a poor estimate of likelihood in 784
 #   dimensions {cite:p}`theis2016`: a model can score well by memorising and badly while
@@ -133,6 +133,10 @@ _ = report.glue_text("clf_test_acc", " and ".join(f"{100 * c.history[-1]['test_a
 # ```{glue:md} eval_table
 # :format: myst
 # ```
+#
+# ```{glue:md} eval_reading
+# :format: myst
+# ```
 
 # %% tags=["hide-input"]
 def parzen(d):
@@ -140,6 +144,7 @@ def parzen(d):
 
 
 n = len(ev.seeds)
+nll_se = float(np.mean([row["test_nll_se"] for row in by_judge["vae"][names[0]]]))  # one seed's, averaged
 burda = report.published("burda2015")
 gf = report.published("goodfellow2014")["rows"][0]
 header = ["model", "FID ↓", "Inception Score ↑", "Parzen log-lik. (nats) ↑", "test NLL (nats) ↓",
@@ -155,9 +160,9 @@ rows = [
      parzen(summary["acgan"]), "", report.cell(summary["acgan"], "class_accuracy", 3), samples(summary["acgan"])],
     ["VAE (this report)", report.cell(summary["vae"], "fid"), report.cell(summary["vae"], "inception_score"),
      parzen(summary["vae"]),
-     report.cell(summary["vae"], "test_nll") + f" (k = {summary['vae']['nll_k']:,}, {summary['vae']['nll_images']:,} images)",
+     report.cell(summary["vae"], "test_nll") + f" (se over images {nll_se:.2f}; k = {summary['vae']['nll_k']:,}, "
+     f"{summary['vae']['nll_images']:,} images)",
      "", samples(summary["vae"])],
-    ["MNIST test set, as commonly reported with other MNIST classifiers", "", "9.88", "", "", "", "10,000"],
     ["GAN, {cite:t}`goodfellow2014`", "", "", f"{gf['parzen_ll']} (se {gf['parzen_se']})", "", "", "10,000"],
     ["VAE, {cite:t}`burda2015`", "", "", "", f"{report.published_value(burda, 'test_nll', objective='vae', k=1):.2f} (k = 5,000)", "", ""],
     ["IWAE k = 50, {cite:t}`burda2015`", "", "", "",
@@ -165,13 +170,49 @@ rows = [
 ]
 caption = (f"Every model measured the same way: mean ± sd over {n} seeds. FID and Inception Score use the "
            f"project's first yardstick ({names[0]}), not Inception; the Parzen column gives the mean over "
-           "seeds ± their sd and one seed's standard error over test images; published rows are from the "
+           "seeds ± their sd and one seed's standard error over test images, as does the test NLL (the standard error "
+           "averaged over seeds); published rows are from the "
            "cited papers with their own models and settings.")
 table = f"```{{table}} {caption}\n:name: tab-eval\n\n" + report.markdown_table(header, rows) + "\n```"
 report.glue_markdown("eval_table", table)
 report.glue_text("eval_n_seeds", str(n))
 report.glue_text("eval_seeds", ", ".join(map(str, ev.seeds)))
 report.glue_text("eval_n_samples", f"{ev.n_samples:,}")
+label = {"gan": "GAN", "acgan": "AC-GAN", "vae": "VAE"}
+fids = {nm: {m: [x["fid"] for x in by_judge[m][nm]] for m in runs} for nm in names}
+
+
+def ranking(nm):
+    """'AC-GAN (151 ± 10) < GAN (206 ± 12, p = 0.004) < VAE (...)': by mean FID under yardstick nm,
+    each step with Welch's test against the model before it."""
+    order = sorted(runs, key=lambda m: np.mean(fids[nm][m]))
+    parts = []
+    for i, m in enumerate(order):
+        text = report.mean_sd_text(float(np.mean(fids[nm][m])), float(np.std(fids[nm][m], ddof=1)) if n > 1 else None, 2)
+        if i:
+            p = report.seed_test(fids[nm][order[i - 1]], fids[nm][m])
+            text += "" if p is None else (", p < 0.001" if p < 0.001 else f", p = {p:.2g}")
+        parts.append(f"{label[m]} ({text})")
+    return order, " < ".join(parts)
+
+
+order, ranked = ranking(names[0])
+gan_ll, real_ll = summary["gan"]["parzen_ll"], real[names[0]]["parzen_ll"]
+vae_pub = report.published_value(burda, "test_nll", objective="vae", k=1)
+reading = [
+    f"**Reading the table.** By FID in the {names[0]} yardstick's features the models rank {ranked} "
+    f"(p: Welch's t-test over seeds against the model before; below {report.ALPHA} is called a difference). "
+    f"The real training images, at {report.cell(real[names[0]], 'fid')}, are the floor no model reaches.",
+    f"The paper's own measure, the Parzen window, gives the GAN {report.cell(summary['gan'], 'parzen_ll', 0)} nats, "
+    f"where {{cite:t}}`goodfellow2014` report {gf['parzen_ll']} for theirs and the real training images score "
+    f"{real_ll:,.0f} under the same protocol here: the estimate rises as samples approach the data, so the "
+    f"{real_ll - gan_ll:,.0f} nats between this GAN and real images, not the gap to the published value, "
+    "say how far its samples are from the data (the estimate itself ranks models poorly {cite:p}`theis2016`).",
+    f"The VAE's test NLL, {report.cell(summary['vae'], 'test_nll')} nats, is a bound of the same kind as "
+    f"{{cite:t}}`burda2015`'s {vae_pub:.2f} for their VAE (another architecture, 3,280 epochs; the VAE chapter "
+    "trains theirs on this profile's schedule).",
+]
+report.glue_markdown("eval_reading", "\n\n".join(reading))
 for m in ("gan", "acgan", "vae"):
     print(m, "FID per seed:", ", ".join(f"{r['fid']:.2f}" for r in summary[m]["per_seed"]))
 
@@ -179,19 +220,16 @@ for m in ("gan", "acgan", "vae"):
 # ## Two yardsticks
 #
 # {numref}`tab-eval-yardsticks` repeats the judgement in the features of the second classifier.
-# The two networks agree on the ranking when the gaps between models are large; the absolute
-# values differ because each FID lives in its own feature space (its scale is that network's),
-# so only comparisons within one column mean anything. Under the first yardstick the models
-# rank {glue:text}`eval_rank_fid` by FID, under the second {glue:text}`eval_rank_fid2`; the
-# AC-GAN's samples show the requested digit in {glue:text}`eval_acc1` of cases for the first
-# and {glue:text}`eval_acc2` for the second.
+# Each FID lives in its own feature space (its scale is that network's), so only comparisons
+# within one column mean anything. {glue:text}`eval_rank_sentence` The AC-GAN's samples show
+# the requested digit in {glue:text}`eval_acc1` of cases for the first and
+# {glue:text}`eval_acc2` for the second.
 #
 # ```{glue:md} eval_yardsticks
 # :format: myst
 # ```
 
 # %% tags=["hide-input"]
-label = {"gan": "GAN", "acgan": "AC-GAN", "vae": "VAE"}
 header = ["model"] + [f"{k} ({nm})" for nm in names for k in ("FID ↓", "IS ↑", "class acc. ↑")]
 rows = [["real training images"] + [c for nm in names for c in (report.cell(real[nm], "fid"),
                                                                  report.cell(real[nm], "inception_score"), "")]]
@@ -202,17 +240,40 @@ for m in runs:
 caption = f"FID, Inception Score and AC-GAN class accuracy under each yardstick: mean ± sd over {n} seeds."
 report.glue_markdown("eval_yardsticks", f"```{{table}} {caption}\n:name: tab-eval-yardsticks\n\n"
                      + report.markdown_table(header, rows) + "\n```")
-rank = {nm: ", ".join(label[m] for m in sorted(runs, key=lambda m: summary[m]["by_yardstick"][nm]["fid"])) for nm in names}
-report.glue_text("eval_rank_fid", rank[names[0]])
-report.glue_text("eval_rank_fid2", rank[names[-1]])
+orders = {nm: ranking(nm) for nm in names}
+if orders[names[0]][0] == orders[names[-1]][0]:
+    sentence = (f"The two yardsticks rank the models the same way by FID: {orders[names[0]][1]} under "
+                f"{names[0]}, {orders[names[-1]][1]} under {names[-1]}.")
+else:
+    pos = {nm: {m: i for i, m in enumerate(orders[nm][0])} for nm in names}
+    swapped = [f"{label[a]} and {label[b]}" for i, a in enumerate(runs) for b in list(runs)[i + 1:]
+               if (pos[names[0]][a] < pos[names[0]][b]) != (pos[names[-1]][a] < pos[names[-1]][b])]
+    sentence = (f"The order flips between the yardsticks: {orders[names[0]][1]} under {names[0]}, but "
+                f"{orders[names[-1]][1]} under {names[-1]} ({' and '.join(swapped)} swap places): which of "
+                "those makes the better images is the yardstick's opinion, not a finding about the models.")
+report.glue_text("eval_rank_sentence", sentence)
 report.glue_text("eval_acc1", report.cell(summary["acgan"]["by_yardstick"][names[0]], "class_accuracy", 3))
 _ = report.glue_text("eval_acc2", report.cell(summary["acgan"]["by_yardstick"][names[-1]], "class_accuracy", 3))
 
 
 # %% [markdown]
-# The real test set's Inception Score under the first yardstick is {glue:text}`real_test_is`;
-# the value of about 9.88 quoted for MNIST comes from other classifiers, so only the closeness
-# of the two, not the last digit, carries over.
+# The real test images' Inception Score under the first yardstick, {glue:text}`real_test_is`, is
+# what a model's samples can hope for in these features (10 would need every image classified
+# with certainty and every class exactly as frequent). Inception Scores for MNIST published
+# elsewhere come from other classifiers and are not comparable with these.
+#
+# ## The three models side by side
+#
+# {numref}`fig-eval-side` shows the images each model is judged on: the first samples of seed 0
+# of each, drawn the way the metrics above draw them (the AC-GAN asked for the digits 0 to 9 in
+# turn, the VAE's Bernoulli means).
+#
+# ```{glue:figure} eval_side
+# :name: fig-eval-side
+#
+# Twenty samples of seed 0 of each model, from the evaluation's noise seed; top to bottom: GAN,
+# AC-GAN, VAE.
+# ```
 #
 # ## Mode dropping
 #
@@ -226,16 +287,23 @@ _ = report.glue_text("eval_acc2", report.cell(summary["acgan"]["by_yardstick"][n
 # Share of each model's samples assigned to each digit by the first yardstick: mean over seeds,
 # error bars ± one sd over seeds; dashed: 1/10.
 # ```
+#
+# {glue:text}`eval_modes`
 
 # %% tags=["hide-input"]
+side = {m: evaluate.generate(runs[m][0], 20)[0] for m in runs}
+report.glue_figure("eval_side", plots.image_rows([side[m][i * 10:(i + 1) * 10] for m in runs for i in range(2)],
+                                                 [f"{label[m]}" for m in runs for _ in range(2)]), profile)
 report.glue_number("real_test_is", real[names[0]]["test_inception_score"], 2)
 fig, ax = plt.subplots(figsize=(plots.COLUMN_IN, 3.4))
 width = 0.2
+mean_shares = {}
 for i, (name, hists) in enumerate([("real (train)", [real[names[0]]["class_histogram"]])] +
                                   [(label[m], [x["class_histogram"] for x in by_judge[m][names[0]]]) for m in runs]):
     shares = np.array([np.asarray(h, float) / np.sum(h) for h in hists])
     err = shares.std(0, ddof=1) if len(shares) > 1 else None
     ax.bar(np.arange(10) + (i - 1.5) * width, shares.mean(0), width, yerr=err, capsize=2, label=name)
+    mean_shares[name] = shares.mean(0)
 ax.axhline(0.1, color="gray", ls="--", lw=1)
 ax.set_xticks(range(10))
 ax.set_xlabel("digit predicted by the classifier")
@@ -243,6 +311,23 @@ ax.set_ylabel("share of samples")
 ax.legend(frameon=False, ncol=2)
 fig.tight_layout()
 report.glue_figure("eval_classes", fig, profile)
+
+
+def off_share(model):
+    """The digits a model draws at under 3/4 or over 4/3 of the real data's share, as text."""
+    real_share, own = mean_shares["real (train)"], mean_shares[model]
+    pct = lambda d: f"{d}s ({100 * own[d]:.0f}% against {100 * real_share[d]:.0f}%)"
+    few = [pct(d) for d in range(10) if own[d] < 0.75 * real_share[d]]
+    many = [pct(d) for d in range(10) if own[d] > real_share[d] / 0.75]
+    if not few and not many:
+        return f"the {model} draws every digit within a quarter of its share in the data"
+    return f"the {model} draws " + "; ".join(p for p in (("too few " + ", ".join(few)) if few else "",
+                                                         ("too many " + ", ".join(many)) if many else "") if p)
+
+
+_ = report.glue_text("eval_modes", "Against the training images' own shares (the first bars), "
+                     + "; ".join(off_share(label[m]) for m in runs) + ". The AC-GAN is asked for every "
+                     "digit equally often, so its shares measure how often the yardstick agrees with the request.")
 
 # %% [markdown]
 # ## Does the GAN copy its training data?
@@ -270,9 +355,58 @@ report.glue_figure("eval_nn", plots.image_rows([images, train.images[nn_pix], tr
                                                ["GAN sample", "nearest (pixels)", "nearest (features)"]), profile)
 nn_dists = [evaluate.nearest_training_distance(r, 10) for r in runs["gan"]]  # the same question for every seed
 report.glue_mean_sd("nn_pix_dist", nn_dists, 2)
+# The baseline: real test images (never trained on) to their nearest training image, 100 at random.
+test = load_mnist(DATA_ROOT, train=False)
+pick = torch.randperm(len(test.images), generator=torch.Generator().manual_seed(0))[:100]
+q = to_unit(test.images[pick])
+base = (q - to_unit(train.images)[evaluate.nearest_neighbours(q, to_unit(train.images))[:, 0]]).norm(dim=1)
+report.glue_text("nn_test_dist", report.mean_sd_text(float(base.mean()), float(base.std()), 2))
+report.glue_text("nn_compare", "closer to the training images than" if np.mean(nn_dists) < base.mean().item()
+                 else "no closer to the training images than")
 print("mean pixel-space distance to the nearest training image, per seed:", ", ".join(f"{d:.2f}" for d in nn_dists))
 
 # %% [markdown]
 # The mean Euclidean distance (pixels in [0, 1]) from a sample to its nearest training image is
 # {glue:text}`nn_pix_dist` (mean ± sd over seeds, 10 samples each); a copied image would be at
-# distance 0.
+# distance 0. Real test images, which no model trained on, lie {glue:text}`nn_test_dist` from
+# theirs (mean ± sd over 100 random test images): the GAN's samples are
+# {glue:text}`nn_compare` unseen real digits are.
+#
+# ## What this chapter showed
+#
+# {glue:text}`eval_summary`
+
+# %% tags=["hide-input"]
+# What the chapter showed, and the findings the introduction quotes (glued here, pasted there).
+epochs = runs["gan"][0].cfg.epochs
+paper_epochs = make_config("gan", "paper").epochs
+falling = sum(1 for r in runs["gan"] if (f := [h["fid"] for h in r.history if "fid" in h])[-1] < f[-2]) if all(
+    sum("fid" in h for h in r.history) > 1 for r in runs["gan"]) else None
+trend = ("" if falling is None else
+         f"; at its last quality check the GAN's FID was still falling for {falling} of its {n} seeds"
+         + (", so the models are not converged" if falling else ""))
+short = epochs < paper_epochs
+report.glue_text("find_build", f"This build is the {profile} profile: every model trained for {epochs} epochs"
+                 + (f" (the paper: {paper_epochs})" if short else "") + f", with seeds {', '.join(map(str, ev.seeds))}"
+                 + trend + ".")
+acgan_vs = report.verdict(fids[names[0]]["acgan"], fids[names[0]]["gan"], lower_is_better=True)
+report.glue_text("find_gan", f"The GAN's FID in the {names[0]} yardstick's features is {report.cell(summary['gan'], 'fid')} "
+                 f"(real training images: {report.cell(real[names[0]], 'fid')}); its Parzen estimate "
+                 f"{report.cell(summary['gan'], 'parzen_ll', 0)} nats (real training images: {real_ll:,.0f} under the "
+                 f"same protocol; Goodfellow et al. (2014) report {gf['parzen_ll']} for their GAN).")
+report.glue_text("find_acgan", {"better": "The labels help: ", "worse": "The labels do not help: ",
+                                "indistinguishable": "The labels make no measurable difference to sample quality: "}[acgan_vs]
+                 + f"the AC-GAN's FID is {report.cell(summary['acgan'], 'fid')} against the GAN's "
+                 f"{report.cell(summary['gan'], 'fid')} ({report.p_text(fids[names[0]]['acgan'], fids[names[0]]['gan'])}), "
+                 f"and an independent classifier reads the requested digit in "
+                 f"{report.cell(summary['acgan'], 'class_accuracy', 3)} of its samples.")
+report.glue_text("find_vae", f"The VAE's importance-sampled test NLL is {report.cell(summary['vae'], 'test_nll')} nats "
+                 f"(k = {summary['vae']['nll_k']:,}, {summary['vae']['nll_images']:,} random test images).")
+report.glue_text("find_rank", sentence)
+report.glue_text("find_rank_short", "the two order the models the same way" if orders[names[0]][0] == orders[names[-1]][0]
+                 else "here they order the models differently")
+report.glue_text("find_vae_modes", off_share("VAE").removeprefix("the VAE draws "))
+_ = report.glue_text("eval_summary", sentence + " " + f"The AC-GAN draws the requested digit in "
+                 f"{report.cell(summary['acgan'], 'class_accuracy', 3)} of its samples; the VAE's test NLL is "
+                 f"{report.cell(summary['vae'], 'test_nll')} nats. "
+                 + (f"These are numbers after {epochs} of the paper's {paper_epochs} epochs{trend}." if short else ""))

@@ -25,19 +25,22 @@ ARTIFACTS = REPO / "tests" / "artifacts"
 # Every figure a chapter glues: name -> (min width, min height) in pixels at the book's 100 dpi.
 # Multi-panel figures are a column wide (plots.COLUMN_IN, 672 px shown) with their panels stacked.
 EXPECTED_FIGURES = {
-    "01_gan_objective": {"obj_theory": (400, 250), "obj_measured": (560, 500), "obj_samples": (500, 200)},
+    "01_gan_objective": {"obj_theory": (400, 250), "obj_measured": (560, 500), "obj_strong": (560, 500),
+                         "obj_samples": (500, 200)},
     "02_gan_experiments": {"gan_samples": (400, 400), "gan_interp": (500, 400), "gan_curves": (560, 550),
-                           "gan_strip": (100, 300), "gan_quality": (560, 450), "gan_sweep": (560, 450)},
+                           "gan_strip": (100, 300), "gan_quality": (560, 450), "gan_sweep": (560, 450),
+                           "gan_sweep_samples": (500, 200)},
     "03_vae": {"vae_curves": (560, 800), "iwae_k": (400, 250), "vae_recon": (500, 200), "vae_samples": (400, 400),
                "vae_interp": (500, 400), "vae_latent": (450, 900)},
     "04_acgan": {"acgan_grid": (400, 400), "acgan_morph": (500, 250), "acgan_curves": (560, 800),
                  "acgan_quality": (560, 450)},
-    "05_evaluation": {"eval_classes": (560, 250), "eval_nn": (500, 150)},
+    "05_evaluation": {"eval_side": (500, 300), "eval_classes": (560, 250), "eval_nn": (500, 150)},
 }
 # The figures that are one grid of digits: name -> (rows, columns) of tiles, each of which must
 # hold a digit (not one flat colour).
 DIGIT_GRIDS = {"gan_samples": (10, 10), "gan_interp": (8, 10), "gan_strip": (6, 2), "vae_recon": (4, 10),
-               "vae_samples": (10, 10), "vae_interp": (8, 10), "acgan_grid": (10, 10), "eval_nn": (3, 10)}
+               "vae_samples": (10, 10), "vae_interp": (8, 10), "acgan_grid": (10, 10), "eval_nn": (3, 10),
+               "eval_side": (6, 10)}
 
 
 def glued_pngs(notebook: Path) -> dict[str, bytes]:

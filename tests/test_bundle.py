@@ -69,13 +69,15 @@ def test_the_bundle_ships_what_the_figures_use_and_nothing_else(smoke_bundle):
     assert meta["runs"] == ids
     assert {n.split("/")[1] for n in files if n.startswith("runs/")} == {r for rs in ids.values() for r in rs}
     shipped = {rid: s["models"] for rid, s in meta["shipped"].items() if s["models"]}
-    # the first yardstick, the first seed's G of the objective runs, of the sweep's pick and of the
-    # AC-GAN, and the first seed's VAE of d = 20 and d = 2: no discriminator, no IWAE, no optimiser
-    assert sorted(m for ms in shipped.values() for m in ms) == ["G", "G", "G", "G", "net", "vae", "vae"]
+    # the first yardstick, the first seed's G of the objective runs (4), of every sweep setting and of
+    # the AC-GAN, and the first seed's VAE of d = 20 and d = 2: no discriminator, no IWAE, no optimiser
+    generators = [g for g in ids if g.startswith(("gan ", "acgan"))]
+    assert len([g for g in generators if "objective" in g]) == 4
+    assert sorted(m for ms in shipped.values() for m in ms) == ["G"] * len(generators) + ["net", "vae", "vae"]
     chosen = [g for g, rs in ids.items() if meta["shipped"][rs[0]]["snapshots"]]
     assert len(chosen) == 1 and chosen[0].startswith("gan beta1=")  # the sweep's pick, with its training strip
-    for g in [g for g in ids if g.startswith(("gan beta1=", "iwae")) and g != chosen[0]]:
-        assert not any(rid in shipped for rid in ids[g]), g  # shown only as curves and numbers
+    for g in ids:  # every other seed is shown only as curves and numbers, the IWAE rows only as numbers
+        assert not any(rid in shipped for rid in ids[g][1 if not g.startswith("iwae") else 0:]), g
     payload = runs.read_checkpoint(_tmp_file(files[f"runs/{ids['acgan'][0]}/weights.pt"]))
     assert set(payload["state"]) == {"models", "epoch", "snapshots"} and set(payload["state"]["models"]) == {"G"}
     prov = meta["provenance"]
@@ -215,11 +217,12 @@ def test_an_installed_bundle_trains_nothing_and_names_missing_weights(smoke_bund
 
 
 def test_the_objective_chapter_default_is_the_editions(tmp_path):
-    """edition.OBJECTIVE_EPOCHS names the objective chapter's runs: its notebook's default."""
+    """edition.OBJECTIVE_EPOCHS and OBJECTIVE_STRONG_K name the objective chapter's runs: its notebook's defaults."""
     src = (REPO / "notebooks" / "01_gan_objective.py").read_text()
     cell = src.split('# %% tags=["parameters"]')[1].split("# %%")[0]
     values = {t.id: ast.literal_eval(n.value) for n in ast.parse(cell).body for t in n.targets}
     assert values["epochs"] == edition.OBJECTIVE_EPOCHS
+    assert values["strong_k"] == edition.OBJECTIVE_STRONG_K
 
 
 def test_a_time_limit_stops_between_epochs_and_the_next_call_resumes_bitwise(tmp_path, monkeypatch):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from mnistgen import report
 
 
@@ -69,3 +71,19 @@ def test_the_printed_sd_has_one_or_two_significant_digits_whatever_the_numbers()
         # the mean stops at the sd's last digit
         decimals = len(sd_txt.split(".")[1]) if "." in sd_txt else 0
         assert (len(mean_txt.split(".")[1]) if "." in mean_txt else 0) == decimals, text
+
+
+def test_seed_verdicts_follow_welchs_test():
+    from scipy import stats
+
+    from mnistgen import report
+
+    a, b = [1.0, 1.1, 0.9], [2.0, 2.2, 1.9]
+    assert report.seed_test(a, b) == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    assert report.verdict(a, b, lower_is_better=True) == "better"
+    assert report.verdict(a, b, lower_is_better=False) == "worse"
+    assert report.verdict(a, [1.05, 0.95, 1.2], lower_is_better=True) == "indistinguishable"
+    assert report.verdict([1.0], b, lower_is_better=True) == "indistinguishable"  # one seed: no test
+    assert report.seed_test([1.0, 1.0], [2.0, 2.0]) is None  # no spread: a t statistic is undefined
+    assert report.p_text(a, b).startswith("Welch's t-test over seeds: p = ")
+    assert report.p_text([1.0], b) == "no test: n = 1 and 3 seeds"

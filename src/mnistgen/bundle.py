@@ -61,9 +61,9 @@ def shipped_weights(profile: str) -> dict[str, tuple[tuple[str, ...], bool]]:
     """run id -> (the models whose weights the bundle ships, whether its GAN snapshots go too).
 
     What the chapters draw with: the first yardstick (the evaluation chapter's nearest neighbours
-    in its feature space), the first seed's generator of each objective run, of the GAN setting the
-    sweep picked (with its snapshots: the training strip) and of the AC-GAN, the first seed's VAE of
-    both latent sizes. Every other number a chapter shows is a cached metric or a history."""
+    in its feature space), the first seed's generator of each objective run, of every GAN setting
+    of the sweep (the picked one with its snapshots: the training strip) and of the AC-GAN, the
+    first seed's VAE of both latent sizes. Every other number a chapter shows is a cached metric or a history."""
     ev = make_config("evaluation", profile)
     ids = edition.run_ids(profile)
     groups = edition.profile_groups(profile, ev)
@@ -79,7 +79,7 @@ def shipped_weights(profile: str) -> dict[str, tuple[tuple[str, ...], bool]]:
             out[first] = (("net",), False)
         elif name == chosen:
             out[first] = (("G",), True)
-        elif group["model"] == "acgan" or group.get("log_steps"):
+        elif group["model"] in ("acgan", "gan"):  # every other GAN setting's samples are drawn too
             out[first] = (("G",), False)
         elif group["model"] == "vae":
             out[first] = (("vae",), False)

@@ -173,21 +173,30 @@ QUALITY_PANELS = (("fid", "FID (first yardstick) ↓"), ("inception_score", "Inc
                   ("top_class_share", "share of the most frequent digit"))
 
 
-def quality_curves(groups: dict[str, Sequence[History]], title: str = "") -> plt.Figure:
+def quality_curves(groups: dict[str, Sequence[History]], title: str = "",
+                   updates_per_epoch: dict[str, int] | None = None) -> plt.Figure:
     """Sample quality recorded during training: FID, Inception Score and the most frequent digit's
-    share (0.1 when balanced; a rise is a collapse), every seed of every group (e.g. a setting)."""
+    share (0.1 when balanced; a rise is a collapse), every seed of every group (e.g. a setting).
+
+    ``updates_per_epoch`` (group -> generator updates per epoch): plot against generator updates
+    instead of epochs, so that groups of different batch sizes are compared at equal updates."""
     fig, grid = plt.subplots(2, 2, figsize=(COLUMN_IN, 5.6))
     axes, key_ax = [grid[0, 0], grid[0, 1], grid[1, 0]], grid[1, 1]  # the fourth cell holds the legend
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for j, (label, histories) in enumerate(groups.items()):
+        if updates_per_epoch is not None:
+            histories = [[{**row, "epoch": row["epoch"] * updates_per_epoch[label]} for row in h] for h in histories]
         for ax, (key, _) in zip(axes, QUALITY_PANELS):
             _per_seed(ax, histories, key, label, color=colors[j % len(colors)], markers=True)
     axes[2].axhline(0.1, color="gray", ls="--", lw=1, label="balanced digits, 0.1")
     axes[2].set_ylim(0, 1)
     for ax, (_, ylabel) in zip(axes, QUALITY_PANELS):
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("epoch" if updates_per_epoch is None else "generator updates")
         ax.set_ylabel(ylabel)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if updates_per_epoch is None:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
     axes[0].set_yscale("log")
     handles, labels = axes[2].get_legend_handles_labels()
     key_ax.set_axis_off()

@@ -74,6 +74,42 @@ def glue_mean_sd(name: str, values: Sequence[float], digits: int = 2, scale: flo
     return glue_text(name, text)
 
 
+ALPHA = 0.05  # the level at which a difference over seeds is called a difference
+
+
+def seed_test(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Welch's two-sided t-test of the means of two sets of per-seed values: the p-value, or None
+    where it cannot be computed (fewer than two seeds on a side, or no spread on either)."""
+    import numpy as np
+    from scipy import stats
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) < 2 or len(b) < 2 or (a.std() == 0 and b.std() == 0):
+        return None
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def verdict(a: Sequence[float], b: Sequence[float], lower_is_better: bool) -> str:
+    """'better', 'worse' or 'indistinguishable': a's per-seed values against b's, by ``seed_test``
+    at ``ALPHA`` ('indistinguishable' also where no test is possible)."""
+    import numpy as np
+
+    p = seed_test(a, b)
+    if p is None or p >= ALPHA:
+        return "indistinguishable"
+    a_lower = float(np.mean(a)) < float(np.mean(b))
+    return "better" if a_lower == lower_is_better else "worse"
+
+
+def p_text(a: Sequence[float], b: Sequence[float]) -> str:
+    """'Welch's t-test over seeds: p = 0.003, n = 3 and 3', or why there is no test."""
+    p = seed_test(a, b)
+    if p is None:
+        return f"no test: n = {len(a)} and {len(b)} seeds"
+    shown = "< 0.001" if p < 0.001 else f"= {p:.2g}"
+    return f"Welch's t-test over seeds: p {shown}, n = {len(a)} and {len(b)}"
+
+
 def glue_text(name: str, value: str) -> str:
     _glue(name, value)
     return value
