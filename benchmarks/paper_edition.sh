@@ -2,7 +2,8 @@
 # The paper edition in one call of a lent GPU machine: train every run and metric of the profile,
 # export the bundle, send it back.
 #   run(command="bash benchmarks/paper_edition.sh", carry=[".gpu"], timeout_s=560)
-# then, here: cp <files_at>/paper.tar.gz editions/ && make book PROFILE=paper
+# then, here: cat <files_at>/paper.tar.gz* > editions/paper.tar.gz (check its SHA-256 against
+# paper-edition.json) && make book PROFILE=paper
 #
 # .gpu/mnist holds the four MNIST .gz files and .gpu/whl the wheels of Dask and the few of its
 # dependencies the machine lacks (git-ignored; see benchmarks/gpu_session.sh). The machine has torch
@@ -10,8 +11,11 @@
 # `train all --time-limit` stops cleanly before LIMIT seconds (finished runs complete, the others
 # checkpointed in results/, which stays on a warm machine): a call that runs out loses nothing and
 # the same command resumes. The bundle is exported only when the edition is complete.
-# Returned in $OUT: paper.tar.gz (when complete), paper-edition.json (wall times, device, sizes),
-# train.log (the last lines), gpu.txt.
+# Returned in $OUT: paper.tar.gz (when complete), paper-edition.json (wall times, device, sizes,
+# the archive's SHA-256), train.log (the last lines), gpu.txt. The tool returns files of at most
+# 16 MiB: a larger archive comes back in 15 MiB parts (paper.tar.gz.part-00, -01, ...), joined
+# here with `cat paper.tar.gz.part-* > editions/paper.tar.gz` and checked against the SHA-256
+# (the smoke bundle, with the same weights, is 14.4 MiB).
 # On a CPU, for a dry run of this script: PROFILE=smoke LIMIT=600 bash benchmarks/paper_edition.sh
 set -u
 OUT=${OUT:-/tmp/paper-edition-out}
@@ -39,7 +43,7 @@ if [ $rc = 0 ]; then
   bundle_rc=$?
 fi
 $PYTHON - "$PROFILE" "$rc" "$wall" "$bundle_rc" "$OUT" <<'PY' | tee "$OUT/paper-edition.json"
-import json, os, sys
+import hashlib, json, os, sys
 from pathlib import Path
 profile, rc, wall, bundle_rc, out = sys.argv[1:]
 root = Path(os.environ.get("MNISTGEN_RESULTS", "results")) / profile
@@ -47,6 +51,11 @@ log = root / "train-all.json"
 archive = Path(out) / f"{profile}.tar.gz"
 print(json.dumps({"profile": profile, "train_all_exit": int(rc), "call_wall_seconds": float(wall),
                   "train_all": json.loads(log.read_text()) if log.is_file() else None,
-                  "bundle_exit": int(bundle_rc) if bundle_rc.isdigit() else bundle_rc, "bundle_bytes": archive.stat().st_size if archive.is_file() else None},
+                  "bundle_exit": int(bundle_rc) if bundle_rc.isdigit() else bundle_rc,
+                  "bundle_bytes": archive.stat().st_size if archive.is_file() else None,
+                  "bundle_sha256": hashlib.sha256(archive.read_bytes()).hexdigest() if archive.is_file() else None},
                  indent=2))
 PY
+if [ -f "$OUT/$PROFILE.tar.gz" ] && [ "$(stat -c %s "$OUT/$PROFILE.tar.gz")" -gt $((15 * 1024 * 1024)) ]; then
+  split -b 15M -d "$OUT/$PROFILE.tar.gz" "$OUT/$PROFILE.tar.gz.part-" && rm "$OUT/$PROFILE.tar.gz"
+fi
