@@ -198,7 +198,7 @@ print("generator-gradient norm ratio (non-saturating / saturating) over the firs
 # ```
 #
 # **What this chapter showed.** {glue:text}`obj_summary` The rest of this report uses the
-# non-saturating loss, as the paper does.
+# non-saturating loss, as the paper does. {glue:text}`05_evaluation.ipynb::find_paper:s`
 
 # %% tags=["hide-input"]
 first = {key: rs[0] for key, rs in every.items()}

@@ -246,6 +246,8 @@ report.glue_figure("gan_quality", plots.quality_curves({f"β1 = {cfg.beta1}, bat
 # ```{glue:md} gan_summary
 # :format: myst
 # ```
+#
+# {glue:text}`05_evaluation.ipynb::find_paper:s`
 
 # %% tags=["hide-input"]
 header = ["β1", "batch size", "epochs", "updates", "seeds", "final FID ↓", "final Inception Score ↑",

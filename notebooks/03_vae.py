@@ -365,7 +365,7 @@ widgets.latent_pointer(vae2, run2, profile, mu2[shown], test.labels.numpy()[show
 # %% [markdown]
 # ## What this chapter showed
 #
-# {glue:text}`vae_summary`
+# {glue:text}`vae_summary` {glue:text}`05_evaluation.ipynb::find_paper:s`
 
 # %% tags=["hide-input"]
 msd = lambda v: report.mean_sd_text(float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else None, 2)

@@ -265,3 +265,4 @@ for name, x in both.items():
 # independent classifiers agree with the request for {glue:text}`acgan_acc` and {glue:text}`acgan_acc2` of its
 # samples ({numref}`tab-acgan-acc`), and one noise vector keeps its style across the ten classes
 # ({numref}`fig-acgan-grid`). Did the labels help? {glue:text}`acgan_answer`
+# {glue:text}`05_evaluation.ipynb::find_paper:s`

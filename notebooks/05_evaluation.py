@@ -374,7 +374,7 @@ print("mean pixel-space distance to the nearest training image, per seed:", ", "
 #
 # ## What this chapter showed
 #
-# {glue:text}`eval_summary`
+# {glue:text}`eval_summary` {glue:text}`find_paper`
 
 # %% tags=["hide-input"]
 # What the chapter showed, and the findings the introduction quotes (glued here, pasted there).
@@ -403,6 +403,18 @@ report.glue_text("find_acgan", {"better": "The labels help: ", "worse": "The lab
 report.glue_text("find_vae", f"The VAE's importance-sampled test NLL is {report.cell(summary['vae'], 'test_nll')} nats "
                  f"(k = {summary['vae']['nll_k']:,}, {summary['vae']['nll_images']:,} random test images).")
 report.glue_text("find_rank", sentence)
+from mnistgen.bundle import EDITIONS_DIR  # noqa: E402 - where shipped editions live
+
+if profile == "paper":
+    where = "This is the paper edition: the paper's schedule, every model with each of its seeds."
+elif (EDITIONS_DIR / "paper.tar.gz").is_file():
+    where = ("The paper's scale (300 GAN epochs, 5 seeds) is the paper edition, shipped with the code: "
+             "make book PROFILE=paper renders it without training.")
+else:
+    where = ("The paper's scale (300 GAN epochs, 5 seeds) is the paper edition, a GPU's work that is not shipped "
+             "with this code yet (README, \"Editions and results bundles\"); these numbers are the " + profile
+             + " profile's.")
+report.glue_text("find_paper", where)
 report.glue_text("find_rank_short", "the two order the models the same way" if orders[names[0]][0] == orders[names[-1]][0]
                  else "here they order the models differently")
 report.glue_text("find_vae_modes", off_share("VAE").removeprefix("the VAE draws "))

@@ -89,6 +89,25 @@ def test_the_bundle_ships_what_the_figures_use_and_nothing_else(smoke_bundle):
     assert [i.name for i in infos] == sorted(i.name for i in infos) and {i.mtime for i in infos} == {0}
 
 
+@pytest.mark.slow
+def test_every_chapter_renders_from_an_imported_bundle_and_trains_nothing(smoke_bundle, tmp_path):
+    """What `make book` does where an edition is shipped: every chapter renders from the bundle's runs,
+    weights and cached metrics alone (a chapter that needed an unshipped model or an uncached metric
+    would fail here or train), and the book's widgets get their weights."""
+    laptop = tmp_path / "laptop"
+    bundle.import_bundle(smoke_bundle, laptop, log=lambda _: None)
+    runs_dir = laptop / "smoke" / "runs"
+    before = _files(runs_dir)
+    r = subprocess.run([sys.executable, "-m", "mnistgen", "render", "all", "--profile", "smoke", "--out",
+                        str(tmp_path / "book")], env=_env(laptop), capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert sorted(p.name for p in (tmp_path / "book").glob("*.ipynb")) == sorted(
+        f"{stem}.ipynb" for stem in ("01_gan_objective", "02_gan_experiments", "03_vae", "04_acgan", "05_evaluation"))
+    after = _files(runs_dir)
+    assert {f for f in after - before if f.endswith((".pt", "manifest.json"))} == set(), "a run was trained"
+    assert {p.name for p in (laptop / "smoke" / "widgets").glob("*.js")} == {"gan.js", "acgan.js", "vae.js"}
+
+
 def _tmp_file(data: bytes) -> Path:
     import tempfile
 
