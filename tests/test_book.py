@@ -26,10 +26,10 @@ ARTIFACTS = REPO / "tests" / "artifacts"
 # Multi-panel figures are a column wide (plots.COLUMN_IN, 672 px shown) with their panels stacked.
 EXPECTED_FIGURES = {
     "01_gan_objective": {"obj_theory": (400, 250), "obj_measured": (560, 500), "obj_strong": (560, 500),
-                         "obj_samples": (500, 200)},
+                         "obj_samples": (500, 150)},  # four rows of ten digits
     "02_gan_experiments": {"gan_samples": (400, 400), "gan_interp": (500, 400), "gan_curves": (560, 550),
                            "gan_strip": (100, 300), "gan_quality": (560, 450), "gan_sweep": (560, 450),
-                           "gan_sweep_samples": (500, 200)},
+                           "gan_sweep_samples": (500, 150)},
     "03_vae": {"vae_curves": (560, 800), "iwae_k": (400, 250), "vae_recon": (500, 200), "vae_samples": (400, 400),
                "vae_interp": (500, 400), "vae_latent": (450, 900)},
     "04_acgan": {"acgan_grid": (400, 400), "acgan_morph": (500, 250), "acgan_curves": (560, 800),

@@ -139,9 +139,9 @@ def test_runs_trained_elsewhere_and_copied_in_are_reused_not_retrained(tmp_path,
     first = _cli_env(env, "train", "all", "--profile", "smoke")
     assert first.returncode == 0, first.stderr[-2000:]
     trained = [line for line in first.stdout.splitlines() if ": trained " in line or "reused cached run" in line]
-    # yardsticks, sweep x seeds, the objective chapter's two x seeds, AC-GAN, VAE d=20 and d=2, the IWAE
-    # table's rows (IWAE k=1, 5; VAE k=5) x seeds
-    assert len(trained) == 2 + 4 * 2 + 2 * 2 + 2 + 2 + 2 + 3 * 2
+    # yardsticks, sweep x seeds, the objective chapter's four (two losses x two regimes) x seeds, AC-GAN,
+    # VAE d=20 and d=2, the IWAE table's rows (IWAE k=1, 5; VAE k=5) x seeds
+    assert len(trained) == 2 + 4 * 2 + 4 * 2 + 2 + 2 + 2 + 3 * 2
     shutil.copytree(tmp_path / "gpu-box", tmp_path / "laptop")
     env["MNISTGEN_RESULTS"] = str(tmp_path / "laptop")
     again = _cli_env(env, "train", "all", "--profile", "smoke")
