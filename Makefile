@@ -40,7 +40,7 @@ notebooks: data
 	$(PY) -m mnistgen render all --profile $(PROFILE) --jobs $(JOBS)
 
 html: $(STAMP) $(MATHJAX)
-	$(VENV)/bin/jupyter-book build --all -W -n --keep-going . 
+	$(VENV)/bin/jupyter-book build --all -W -n --keep-going --quiet .
 	@echo "The report: $(CURDIR)/_build/html/index.html (profile $(PROFILE))"
 
 book: notebooks
@@ -50,7 +50,7 @@ book: notebooks
 # (src/mnistgen/printing.py says why this way). Uses the rendered chapters; renders them if there are none.
 pdf: $(STAMP) $(MATHJAX) chromium
 	@ls book/generated/*.ipynb >/dev/null 2>&1 || $(MAKE) --no-print-directory notebooks PROFILE=$(PROFILE)
-	$(VENV)/bin/jupyter-book build --all -W -n --keep-going --builder singlehtml .
+	$(VENV)/bin/jupyter-book build --all -W -n --keep-going --quiet --builder singlehtml .
 	$(PY) -m mnistgen pdf --build _build/singlehtml --out _build/pdf/report.pdf
 
 # One chapter with other parameters, then the book: make run NOTEBOOK=gan PARAMS="-p epochs 50 -p seed 3"
