@@ -209,8 +209,8 @@ reading = [
     f"{real_ll - gan_ll:,.0f} nats between this GAN and real images, not the gap to the published value, "
     "say how far its samples are from the data (the estimate itself ranks models poorly {cite:p}`theis2016`).",
     f"The VAE's test NLL, {report.cell(summary['vae'], 'test_nll')} nats, is a bound of the same kind as "
-    f"{{cite:t}}`burda2015`'s {vae_pub:.2f} for their VAE (another architecture, 3,280 epochs; the VAE chapter "
-    "trains theirs on this profile's schedule).",
+    f"{{cite:t}}`burda2015`'s {vae_pub:.2f} for their VAE (another architecture, "
+    f"{make_config('iwae', 'burda').epochs:,} epochs; the VAE chapter trains theirs on this profile's schedule).",
 ]
 report.glue_markdown("eval_reading", "\n\n".join(reading))
 for m in ("gan", "acgan", "vae"):
@@ -405,13 +405,15 @@ report.glue_text("find_vae", f"The VAE's importance-sampled test NLL is {report.
 report.glue_text("find_rank", sentence)
 from mnistgen.bundle import EDITIONS_DIR  # noqa: E402 - where shipped editions live
 
+paper_scale = (f"{make_config('gan', 'paper').epochs} GAN epochs, "
+               f"{len(make_config('evaluation', 'paper').seeds)} seeds")
 if profile == "paper":
     where = "This is the paper edition: the paper's schedule, every model with each of its seeds."
 elif (EDITIONS_DIR / "paper.tar.gz").is_file():
-    where = ("The paper's scale (300 GAN epochs, 5 seeds) is the paper edition, shipped with the code: "
+    where = (f"The paper's scale ({paper_scale}) is the paper edition, shipped with the code: "
              "make book PROFILE=paper renders it without training.")
 else:
-    where = ("The paper's scale (300 GAN epochs, 5 seeds) is the paper edition, a GPU's work that is not shipped "
+    where = (f"The paper's scale ({paper_scale}) is the paper edition, a GPU's work that is not shipped "
              "with this code yet (README, \"Editions and results bundles\"); these numbers are the " + profile
              + " profile's.")
 report.glue_text("find_paper", where)
