@@ -71,13 +71,19 @@ def test_the_bundle_ships_what_the_figures_use_and_nothing_else(smoke_bundle):
     shipped = {rid: s["models"] for rid, s in meta["shipped"].items() if s["models"]}
     # the first yardstick, the first seed's G of the objective runs (4), of every sweep setting and of
     # the AC-GAN, and the first seed's VAE of d = 20 and d = 2: no discriminator, no IWAE, no optimiser
-    generators = [g for g in ids if g.startswith(("gan ", "acgan"))]
-    assert len([g for g in generators if "objective" in g]) == 4
-    assert sorted(m for ms in shipped.values() for m in ms) == ["G"] * len(generators) + ["net", "vae", "vae"]
-    chosen = [g for g, rs in ids.items() if meta["shipped"][rs[0]]["snapshots"]]
-    assert len(chosen) == 1 and chosen[0].startswith("gan beta1=")  # the sweep's pick, with its training strip
-    for g in ids:  # every other seed is shown only as curves and numbers, the IWAE rows only as numbers
-        assert not any(rid in shipped for rid in ids[g][1 if not g.startswith("iwae") else 0:]), g
+    ev = make_config("evaluation", "smoke")
+    groups = edition.profile_groups("smoke", ev)
+    sweep = make_config("gan_sweep", "smoke")
+    settings = len(sweep.beta1s) * len(sweep.batch_sizes)
+    assert len([g for g in ids if "objective" in g]) == 4 and len([g for g in ids if "beta1s" in groups[g]]) == 2
+    assert sorted(m for ms in shipped.values() for m in ms) == ["G"] * (4 + settings + 1) + ["net", "vae", "vae"]
+    chosen = [rid for rs in ids.values() for rid in rs if meta["shipped"][rid]["snapshots"]]
+    # the sweep's pick, with its training strip
+    assert len(chosen) == 1 and any(chosen[0] in ids[g] for g in ids if g.startswith("gan batch_size="))
+    for g in ids:  # only the first seed of every setting ships weights (the IWAE rows: none)
+        members = edition.group_members("smoke", groups[g], ev)
+        firsts = {rid for c, rid in zip(members, ids[g]) if c.seed == members[0].seed and not g.startswith("iwae")}
+        assert {rid for rid in ids[g] if rid in shipped} == firsts, g
     payload = runs.read_checkpoint(_tmp_file(files[f"runs/{ids['acgan'][0]}/weights.pt"]))
     assert set(payload["state"]) == {"models", "epoch", "snapshots"} and set(payload["state"]["models"]) == {"G"}
     prov = meta["provenance"]
@@ -212,7 +218,8 @@ def test_a_bundle_from_other_code_is_refused_unless_asked_and_then_says_so(smoke
     gan = runs.get_runs(make_config("gan", "smoke", beta1=0.5, batch_size=64), "smoke", list(ev.seeds),
                         judge=runs.get_run(make_config("classifier", "smoke", arch="lenet"), "smoke", results_root=dest),
                         results_root=dest)
-    assert [r.path.name for r in gan] == [rename[r] for r in edition.run_ids("smoke")["gan beta1=0.5 batch_size=64"]]
+    sweep_group = edition.run_ids("smoke")["gan batch_size=64"]  # beta1 0.5's seeds come first
+    assert [r.path.name for r in gan] == [rename[r] for r in sweep_group[:len(ev.seeds)]]
     from mnistgen import report
 
     notice = report.bundle_notice(runs.installed_bundle("smoke", dest))

@@ -1,5 +1,6 @@
 """Training loops, run cache, determinism, resume after SIGKILL, refusal of bad checkpoints."""
 
+import dataclasses
 import json
 import os
 import re
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from mnistgen import runs, train
-from mnistgen.config import make_config
+from mnistgen.config import ConfigError, make_config
 
 TINY = dict(n_train=256, batch_size=64, epochs=3, device="cpu")
 
@@ -426,22 +427,26 @@ def _adam_update_bound(lr: float, eps: float, dg: float, step: float, w: float) 
     return 2 * lr * (1 + step / lr) * dg / eps + 4 * u * (w + step)
 
 
-def _seed_batch_oracle(model: str, data, steps: int) -> float:
+def _seed_batch_oracle(model: str, data, steps: int, beta1s: tuple[float, ...] = ()) -> float:
     """Run the oracle for ``steps`` steps in float64; return the worst relative gradient difference.
 
-    Raises AssertionError (naming step, seed and tensor) where the batch's update of a seed is not
-    that seed's own single-seed update within the float64 bounds above.
+    The batch holds seeds 0, 1, 2 of one configuration or, with ``beta1s`` (GANs), seeds 0, 1, 2
+    of each beta1 as one batch of members. Raises AssertionError (naming step, member and tensor)
+    where the batch's update of a member is not that member's own update trained alone (with its
+    own betas) within the float64 bounds above.
     """
     extra = {"k": 5} if model == "iwae" else {}  # the IWAE with 5 samples per image
     cfg = make_config(model, n_train=64, batch_size=64, epochs=1, device="cpu", **extra)  # one step per call
     x, y = train.prepare(cfg, data, torch.device("cpu"))
     x = x.double()
-    batch = train.init_state(cfg, torch.device("cpu"), [0, 1, 2])
+    members = [dataclasses.replace(cfg, seed=s, **({"beta1": b} if beta1s else {}))
+               for b in (beta1s or (None,)) for s in (0, 1, 2)]
+    batch = train.init_members(members, torch.device("cpu"))
     batch_grads = _record_gradients(batch)
     step = train.EPOCHS[model]
     worst = 0.0
     for n in range(steps):
-        singles = [_detached_copy(batch, i) for i in range(3)]
+        singles = [_detached_copy(batch, i) for i in range(len(members))]
         logs = step(batch, cfg, x, y, False)
         for i, one in enumerate(singles):
             before = {k: [p.detach().clone() for p in m.parameters()] for k, m in one.models.items()}
@@ -449,7 +454,7 @@ def _seed_batch_oracle(model: str, data, steps: int) -> float:
             one_logs = step(one, cfg, x, y, False)
             for k, v in one_logs.items():
                 torch.testing.assert_close(logs[k][:, i], v[:, 0], rtol=ORACLE_LOG_RTOL, atol=ORACLE_LOG_RTOL,
-                                           msg=f"step {n} seed {i} {k}")
+                                           msg=f"step {n} {batch.describe(i)} {k}")
             for k, grads in one_grads.items():
                 opt = one.optimizers[k].param_groups[0]
                 mine = train.select_seed(batch.models[k], i)
@@ -458,12 +463,12 @@ def _seed_batch_oracle(model: str, data, steps: int) -> float:
                     dg = float((b[i:i + 1] - a).abs().max())
                     err = dg / max(float(a.abs().max()), 1e-300)
                     assert err < ORACLE_GRAD_RTOL, \
-                        f"step {n} seed {i} {k} tensor {j}: gradient differs by {err:.1e} of its largest element"
+                        f"step {n} {batch.describe(i)} {k} tensor {j}: gradient differs by {err:.1e} of its largest element"
                     worst = max(worst, err)
                     bound = _adam_update_bound(opt["lr"], opt["eps"], dg, float((after.detach() - w0).abs().max()),
                                                float(w0.abs().max()))
                     dw = float((after.detach() - p.detach()).abs().max())
-                    assert dw <= bound, f"step {n} seed {i} {k} tensor {j}: weights differ by {dw:.1e} > {bound:.1e}"
+                    assert dw <= bound, f"step {n} {batch.describe(i)} {k} tensor {j}: weights differ by {dw:.1e} > {bound:.1e}"
     # three different models: each seed has its own initialisation and draws
     first = next(iter(batch.models.values())).state_dict()
     w = next(iter(first.values()))
@@ -487,6 +492,40 @@ def test_a_batch_of_seeds_gives_each_seeds_own_single_seed_updates(model, mnist_
     """
     worst = _seed_batch_oracle(model, mnist_train, 60)
     assert worst < ORACLE_GRAD_RTOL
+
+
+@pytest.mark.parametrize("model", ["gan", "acgan"])
+def test_a_batch_of_members_with_their_own_beta1_gives_each_its_own_updates(model, mnist_train, float64):
+    """The same oracle for the sweep's batches: seeds 0-2 at beta1 = 0.5 and at 0.9 as one batch of
+    six members; each must equal itself trained alone with its own beta1 (same float64 bounds).
+    Members with one seed start from the same weights and draws, so only beta1 tells them apart."""
+    worst = _seed_batch_oracle(model, mnist_train, 30, beta1s=(0.5, 0.9))
+    assert worst < ORACLE_GRAD_RTOL
+
+
+def test_the_member_oracle_catches_a_batch_that_mixes_up_beta1(mnist_train, float64, monkeypatch):
+    """A batch whose optimiser gives every member the first member's beta1 fails the oracle at the
+    second step, at the first member with the other beta1 (Adam's first step is g / |g| whatever
+    beta1, after bias correction; at the second, D's update already differs, and with it G's loss)."""
+    from mnistgen import optim
+
+    init = optim.MemberAdam.__init__
+
+    def first_betas_for_all(self, params, betas, *a, **kw):
+        init(self, params, [betas[0]] * len(betas), *a, **kw)
+
+    monkeypatch.setattr(optim.MemberAdam, "__init__", first_betas_for_all)
+    with pytest.raises(AssertionError, match=r"^step 1 seed 0 beta1=0.9 "):
+        _seed_batch_oracle("gan", mnist_train, 3, beta1s=(0.5, 0.9))
+
+
+def test_members_that_differ_in_more_than_the_member_fields_are_refused(tmp_path):
+    cfg = make_config("gan", **TINY)
+    with pytest.raises(ConfigError, match="may differ only in seed, beta1, beta2; gan seed 0 differs from the "
+                                          "first member in batch_size"):
+        runs.get_member_runs([cfg, dataclasses.replace(cfg, batch_size=128)], "t", results_root=tmp_path)
+    with pytest.raises(ConfigError, match="each run once"):
+        runs.get_member_runs([cfg, cfg], "t", results_root=tmp_path)
 
 
 def test_the_seed_batch_oracle_catches_a_seed_that_leaks_into_another(mnist_train, float64, monkeypatch):

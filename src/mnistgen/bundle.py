@@ -71,18 +71,21 @@ def shipped_weights(profile: str) -> dict[str, tuple[tuple[str, ...], bool]]:
     if any(g["model"] == "gan" and "log_steps" not in g for g in groups.values()):
         judge = evaluate.classifier_run(profile, ev.yardsticks[0], ev.device)
         _, choice = evaluate.gan_sweep(profile, ev, judge)
-        chosen = f"gan beta1={choice['beta1']} batch_size={choice['batch_size']}"
+        chosen = (choice["beta1"], choice["batch_size"])
     out: dict[str, tuple[tuple[str, ...], bool]] = {rid: ((), False) for rs in ids.values() for rid in rs}
     for name, group in groups.items():
-        first = ids[name][0]
-        if name == f"classifier arch={ev.yardsticks[0]}":
-            out[first] = (("net",), False)
-        elif name == chosen:
-            out[first] = (("G",), True)
-        elif group["model"] in ("acgan", "gan"):  # every other GAN setting's samples are drawn too
-            out[first] = (("G",), False)
-        elif group["model"] == "vae":
-            out[first] = (("vae",), False)
+        firsts: dict[Any, str] = {}  # the first seed's run of every setting in the group (a sweep group has several)
+        for cfg, rid in zip(edition.group_members(profile, group, ev), ids[name]):
+            firsts.setdefault(getattr(cfg, "beta1", None), rid)
+        for beta1, first in firsts.items():
+            if name == f"classifier arch={ev.yardsticks[0]}":
+                out[first] = (("net",), False)
+            elif "beta1s" in group and (beta1, group["batch_size"]) == chosen:
+                out[first] = (("G",), True)
+            elif group["model"] in ("acgan", "gan"):  # every other GAN setting's samples are drawn too
+                out[first] = (("G",), False)
+            elif group["model"] == "vae":
+                out[first] = (("vae",), False)
     return out
 
 

@@ -7,7 +7,9 @@ limit, then :func:`measure` computes every cached metric the chapters read, thro
 functions the chapters call (so the cache keys are theirs). ``bundle.py`` ships the result; a
 machine that installs it renders the edition without training or measuring anything heavy.
 
-A group is one configuration with all its seeds, trained as one batch.
+A group is one batch of runs trained together: one configuration with all its seeds, or (the GAN
+sweep) every beta1 of one batch size with all their seeds, which differ only in Adam's betas
+(``state.MEMBER_FIELDS``) and so share every step.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import torch
 
 from . import evaluate
 from .config import EvalConfig, TrainConfig, load_profile, make_config
-from .runs import RESULTS_ROOT, get_runs, results_dir, run_id
+from .runs import RESULTS_ROOT, get_member_runs, results_dir, run_id
 from .transfer import install_runs, pack_runs
 from .train import TimeLimitReached
 
@@ -40,8 +42,9 @@ OBJECTIVE = {"epochs": OBJECTIVE_EPOCHS, "quality_every": 0, "log_steps": True}
 
 
 def profile_groups(profile: str, ev: EvalConfig) -> dict[str, dict[str, Any]]:
-    """Every group of runs (one configuration, all seeds) the book of ``profile`` reads, by name:
-    the keyword overrides of its configuration (``log_steps``: every step's values are kept).
+    """Every group of runs (trained as one batch) the book of ``profile`` reads, by name: the
+    keyword overrides of its configuration (``beta1s``: one member per beta1 and seed;
+    ``log_steps``: every step's values are kept).
     A profile trains the model families its file names (``burda.yml`` names only the IWAE rows)."""
     named = set(load_profile(profile))
     groups: dict[str, dict[str, Any]] = {}
@@ -49,10 +52,9 @@ def profile_groups(profile: str, ev: EvalConfig) -> dict[str, dict[str, Any]]:
         groups.update({f"classifier arch={a}": {"model": "classifier", "arch": a} for a in ev.yardsticks})
     if "gan" in named:
         sweep = make_config("gan_sweep", profile)
-        for beta1 in sweep.beta1s:
-            for batch_size in sweep.batch_sizes:
-                groups[f"gan beta1={beta1} batch_size={batch_size}"] = {"model": "gan", "beta1": beta1,
-                                                                        "batch_size": batch_size}
+        for batch_size in sweep.batch_sizes:  # every beta1 of one batch size in one batch: wider products
+            groups[f"gan batch_size={batch_size}"] = {"model": "gan", "batch_size": batch_size,
+                                                      "beta1s": tuple(sweep.beta1s)}
         for k in (1, OBJECTIVE_STRONG_K):  # the objective chapter's runs
             for saturating in (False, True):
                 groups[f"gan objective saturating={saturating} k={k}"] = {"model": "gan", "saturating": saturating,
@@ -70,14 +72,16 @@ def profile_groups(profile: str, ev: EvalConfig) -> dict[str, dict[str, Any]]:
     return groups
 
 
-def group_config(profile: str, group: dict[str, Any], ev: EvalConfig) -> tuple[TrainConfig, list[int]]:
-    """The configuration (first seed) and the seeds of one group."""
-    overrides = {k: v for k, v in group.items() if k not in ("model", "log_steps")}
+def group_members(profile: str, group: dict[str, Any], ev: EvalConfig) -> list[TrainConfig]:
+    """The runs of one group, in the order they train and ship: per beta1 (if the group names
+    several), every seed."""
+    overrides = {k: v for k, v in group.items() if k not in ("model", "log_steps", "beta1s")}
     cfg = make_config(group["model"], profile, **{**overrides, "device": ev.device})
     if group["model"] == "classifier":
-        return cfg, [cfg.seed]
+        return [cfg]
     seeds = make_config("iwae_table", profile).seeds if group["model"] == "iwae" else ev.seeds
-    return dataclasses.replace(cfg, seed=seeds[0]), list(seeds)
+    settings = [{"beta1": b} for b in group["beta1s"]] if "beta1s" in group else [{}]
+    return [dataclasses.replace(cfg, seed=s, **setting) for setting in settings for s in seeds]
 
 
 def run_ids(profile: str) -> dict[str, list[str]]:
@@ -85,7 +89,7 @@ def run_ids(profile: str) -> dict[str, list[str]]:
     (nothing is trained or read): what a bundle must hold to be this code's edition."""
     ev = make_config("evaluation", profile)
     groups = profile_groups(profile, ev)
-    return {name: _group_ids(profile, *group_config(profile, group, ev), ev) for name, group in groups.items()}
+    return {name: _group_ids(profile, group_members(profile, group, ev), ev) for name, group in groups.items()}
 
 
 def train_group(profile: str, group: dict[str, Any], progress: bool = False, deadline: float | None = None,
@@ -114,14 +118,14 @@ def train_group(profile: str, group: dict[str, Any], progress: bool = False, dea
     except TimeLimitReached as e:
         return {**out, "stopped": str(e)}
     if away:
-        cfg, seeds = group_config(profile, group, ev)
-        out["runs"] = pack_runs(root, _group_ids(profile, cfg, seeds, ev))
+        out["runs"] = pack_runs(root, _group_ids(profile, group_members(profile, group, ev), ev))
     return out
 
 
-def _group_ids(profile: str, cfg: TrainConfig, seeds: list[int], ev: EvalConfig) -> list[str]:
-    judge = run_id(make_config("classifier", profile, arch=ev.yardsticks[0])) if getattr(cfg, "quality_every", 0) else None
-    return [run_id(dataclasses.replace(cfg, seed=s), judge) for s in seeds]
+def _group_ids(profile: str, cfgs: list[TrainConfig], ev: EvalConfig) -> list[str]:
+    judge = (run_id(make_config("classifier", profile, arch=ev.yardsticks[0]))
+             if getattr(cfgs[0], "quality_every", 0) else None)
+    return [run_id(c, judge) for c in cfgs]
 
 
 @contextlib.contextmanager
@@ -137,13 +141,14 @@ def _own_cuda_stream() -> Iterator[None]:
 
 def _train_group(profile: str, group: dict[str, Any], ev: EvalConfig, progress: bool,
                  deadline: float | None) -> list[str]:
-    cfg, seeds = group_config(profile, group, ev)
+    cfgs = group_members(profile, group, ev)
     if group["model"] == "classifier":
-        return [evaluate.classifier_run(profile, cfg.arch, ev.device, progress=progress, deadline=deadline).summary()]
+        return [evaluate.classifier_run(profile, cfgs[0].arch, ev.device, progress=progress,
+                                        deadline=deadline).summary()]
     judge = (evaluate.classifier_run(profile, ev.yardsticks[0], ev.device, deadline=deadline)
-             if getattr(cfg, "quality_every", 0) else None)
-    return [r.summary() for r in get_runs(cfg, profile, seeds, judge=judge, progress=progress,
-                                                   log_steps=group.get("log_steps", False), deadline=deadline)]
+             if getattr(cfgs[0], "quality_every", 0) else None)
+    return [r.summary() for r in get_member_runs(cfgs, profile, judge=judge, progress=progress,
+                                                 log_steps=group.get("log_steps", False), deadline=deadline)]
 
 
 def train_profile(profile: str, jobs: int | None = None, scheduler: str | None = None, progress: bool = True,
@@ -241,8 +246,7 @@ def metric_steps(profile: str) -> list[tuple[str, Callable[[], Any]]]:
         if "gan" in named:  # the objective chapter scores its runs' final samples with the first yardstick
             for group in profile_groups(profile, ev).values():
                 if group["model"] == "gan" and group.get("log_steps"):
-                    cfg, seeds = group_config(profile, group, ev)
-                    for r in get_runs(cfg, profile, seeds, log_steps=True):
+                    for r in get_member_runs(group_members(profile, group, ev), profile, log_steps=True):
                         steps.append((f"objective run {r.path.name}: samples judged by {names[0]}",
                                       lambda r=r: evaluate.sample_metrics(r, ev, first, parzen=False)))
     if "iwae" in named:

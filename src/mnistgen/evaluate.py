@@ -26,7 +26,7 @@ from .metrics import classify
 from .config import EvalConfig, make_config
 from .data import VALIDATION_SIZE, load_mnist, to_unit
 from .runs import (DATA_ROOT, RESULTS_ROOT, Run, RunBusy, atomic_write_bytes, atomic_write_json, code_version,
-                   exclusive, get_run, get_runs, installed_bundle)
+                   exclusive, get_member_runs, get_run, get_runs, installed_bundle)
 from .evaluators import binarized_test_set
 from .train import to_uint8
 
@@ -75,16 +75,23 @@ def gan_sweep(profile: str, ev: EvalConfig, judge: Run, beta1s: Any = None, batc
     sweep = make_config("gan_sweep", profile, beta1s=beta1s, batch_sizes=batch_sizes)
     settings = [(b1, bs) for b1 in sweep.beta1s for bs in sweep.batch_sizes]
     done: dict[tuple[float, int], list[Run]] = {}
-    # Settings another process is training (chapters render in parallel) are left for later:
+    # Every beta1 of one batch size trains as one batch of members (they differ only in Adam's
+    # betas), as ``train all`` groups them, so the run ids and the bits are the same either way.
+    # Batch sizes another process is training (chapters render in parallel) are left for later:
     # this process trains the others meanwhile, then waits only for what is still running.
     for wait in (False, True):
-        for beta1, batch_size in settings:
-            if (beta1, batch_size) not in done:
-                try:
-                    done[beta1, batch_size] = model_runs("gan", profile, ev, judge, wait=wait,
-                                                         **{**overrides, "beta1": beta1, "batch_size": batch_size})
-                except RunBusy:
-                    continue
+        for batch_size in sweep.batch_sizes:
+            if (sweep.beta1s[0], batch_size) in done:
+                continue
+            cfgs = [dataclasses.replace(make_config("gan", profile, **{**overrides, "beta1": b1, "batch_size": batch_size,
+                                                                       "device": overrides.get("device") or ev.device}),
+                                        seed=s) for b1 in sweep.beta1s for s in ev.seeds]
+            try:
+                rs = get_member_runs(cfgs, profile, judge=judge, wait=wait)
+            except RunBusy:
+                continue
+            for i, b1 in enumerate(sweep.beta1s):
+                done[b1, batch_size] = rs[i * len(ev.seeds):(i + 1) * len(ev.seeds)]
     rows = []
     for beta1, batch_size in settings:
         runs = done[beta1, batch_size]

@@ -60,7 +60,7 @@ REPO_DIR = PACKAGE_DIR.parents[1]
 # its pieces, the GPU path, and the metrics recorded during training (the sweep picks from them).
 # Plots, the CLI, caching (this file) and the evaluation of finished runs do not.
 TRAINING_SOURCES = ("data.py", "losses.py", "train.py", "state.py", "steps.py", "schedules.py", "graphs.py",
-                    "evaluators.py", "metrics.py", "models")
+                    "evaluators.py", "metrics.py", "optim.py", "models")
 CHECKPOINT_FORMAT = 3  # 3: 2 (one seed's state of a seed-batched training) behind a SHA-256 header
 CHECKPOINT_MAGIC = b"MNISTGEN-CKPT-3\n"  # then 32 bytes of SHA-256 over everything after them
 SHIPPED_WEIGHTS = "weights.pt"  # a bundle's run: the weights it ships (see the module docstring)
@@ -355,10 +355,28 @@ def get_runs(cfg: TrainConfig, profile: str, seeds: list[int] | None = None, *, 
     checkpointed, and TimeLimitReached says where (seeds that finished are cached).
     """
     seeds = check_seeds([cfg.seed] if seeds is None else seeds)
+    return get_member_runs([dataclasses.replace(cfg, seed=s) for s in seeds], profile, judge=judge,
+                           results_root=results_root, data_root=data_root, retrain=retrain, log_steps=log_steps,
+                           progress=progress, log=log, wait=wait, deadline=deadline)
+
+
+def get_member_runs(cfgs: list[TrainConfig], profile: str, *, judge: Run | None = None,
+                    results_root: str | Path = RESULTS_ROOT, data_root: str | Path = DATA_ROOT,
+                    retrain: bool = False, log_steps: bool = False, progress: bool | None = None,
+                    log: Callable[[str], None] = print, wait: bool = True,
+                    deadline: float | None = None) -> list[Run]:
+    """One finished run per configuration of ``cfgs``, which may differ in ``state.MEMBER_FIELDS``
+    only (seeds, and Adam's betas: the GAN sweep's beta1 values at one batch size): as
+    :func:`get_runs`, with every run that is missing trained in one batch. A run's id, files and
+    numbers are the same whichever runs shared its batch."""
+    try:
+        training.check_members(cfgs)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    cfg = cfgs[0]
     device = training.resolve_device(cfg.device)  # fail before any work on a missing GPU
     # the judge by its id under this code (a bundle from other code keeps it under its own name)
     judge_name = run_id(judge.cfg) if judge is not None and getattr(cfg, "quality_every", 0) else None
-    cfgs = [dataclasses.replace(cfg, seed=s) for s in seeds]
     bundle = installed_bundle(profile, results_root)
     if bundle is not None and retrain:
         raise NotInBundle(f"profile {profile!r} renders the results bundle installed in "
@@ -377,7 +395,7 @@ def _get_runs_locked(cfgs: list[TrainConfig], profile: str, paths: list[Path], d
                      data_root: str | Path, retrain: bool, log_steps: bool, progress: bool | None,
                      log: Callable[[str], None], judge: Run | None, bundle: dict[str, Any] | None,
                      deadline: float | None) -> list[Run]:
-    runs: dict[int, Run] = {}
+    runs: dict[TrainConfig, Run] = {}
     pending: list[training.TrainState] = []
     for c, path in zip(cfgs, paths):
         ckpt, manifest_path = path / "checkpoint.pt", path / "manifest.json"
@@ -387,7 +405,7 @@ def _get_runs_locked(cfgs: list[TrainConfig], profile: str, paths: list[Path], d
             for p in (manifest_path, ckpt, _previous(ckpt)):
                 p.unlink(missing_ok=True)
         if manifest_path.is_file() and not ckpt.is_file() and (path / SHIPPED_WEIGHTS).is_file():
-            runs[c.seed] = load_shipped(path, c, profile, device, aliased=bundle is not None
+            runs[c] = load_shipped(path, c, profile, device, aliased=bundle is not None
                                         and path.name in bundle.get("aliases", {}).values())
             continue
         st = training.init_state(c, device)
@@ -397,7 +415,7 @@ def _get_runs_locked(cfgs: list[TrainConfig], profile: str, paths: list[Path], d
             if st.epoch == c.epochs and manifest.get("status") == "complete":
                 for m in st.models.values():
                     m.eval()
-                runs[c.seed] = Run(path, c, st, manifest, cached=True)
+                runs[c] = Run(path, c, st, manifest, cached=True)
                 continue
         if not ckpt.is_file() and _previous(ckpt).is_file():  # killed between the two renames of a save
             os.replace(_previous(ckpt), ckpt)
@@ -411,13 +429,13 @@ def _get_runs_locked(cfgs: list[TrainConfig], profile: str, paths: list[Path], d
                               "paper profile)")
         manifest_path.unlink(missing_ok=True)  # an unfinished run has no manifest
         pending.append(st)
-    by_seed = {c.seed: (c, path) for c, path in zip(cfgs, paths)}
-    pending = _align_epochs(pending, by_seed, device)
+    by_cfg = dict(zip(cfgs, paths))
+    pending = _align_epochs(pending, by_cfg, device)
     for st in pending:
         if st.epoch:
-            log(f"resuming {by_seed[st.seeds[0]][1].name} from epoch {st.epoch} of {cfgs[0].epochs}")
-    failed: dict[int, str] = {}
-    stopped: dict[int, int] = {}
+            log(f"resuming {by_cfg[st.cfgs[0]].name} from epoch {st.epoch} of {cfgs[0].epochs}")
+    failed: dict[TrainConfig, str] = {}
+    stopped: dict[TrainConfig, int] = {}
     messages: list[str] = []
     if pending:
         train_data = load_mnist(data_root, train=True)
@@ -428,14 +446,13 @@ def _get_runs_locked(cfgs: list[TrainConfig], profile: str, paths: list[Path], d
             batch = training.TrainState.stack([st for st in pending if st.epoch == epoch])
 
             def save(b: training.TrainState) -> None:
-                for i, seed in enumerate(b.seeds):
-                    c, path = by_seed[seed]
-                    save_checkpoint(path / "checkpoint.pt", c, b, i)
+                for i, c in enumerate(b.cfgs):
+                    save_checkpoint(by_cfg[c] / "checkpoint.pt", c, b, i)
 
             started = time.perf_counter()
-            trained_with = list(batch.seeds)
+            trained_with = list(batch.cfgs)
             try:
-                batch = training.train(by_seed[batch.seeds[0]][0], batch, train_data, evaluate=evaluate,
+                batch = training.train(batch.cfgs[0], batch, train_data, evaluate=evaluate,
                                        on_epoch_end=save, log_steps=log_steps, progress=progress, deadline=deadline)
             except training.TimeLimitReached as e:
                 stopped.update(e.stopped)
@@ -447,20 +464,25 @@ def _get_runs_locked(cfgs: list[TrainConfig], profile: str, paths: list[Path], d
                     raise
                 continue
             failed.update(batch.failed)
-            for i, seed in enumerate(batch.seeds):
-                c, path = by_seed[seed]
+            for i, c in enumerate(batch.cfgs):
+                path = by_cfg[c]
                 if not (path / "checkpoint.pt").is_file():  # resumed at the end: still leave a checkpoint
                     save_checkpoint(path / "checkpoint.pt", c, batch, i)
                 st = batch.select([i])
-                runs[seed] = Run(path, c, st, _finish(path, c, st, profile, device, trained_with, started), cached=False)
+                runs[c] = Run(path, c, st, _finish(path, c, st, profile, device, trained_with, started), cached=False)
+    finished = [c for c in cfgs if c in runs]
+    done = str([c.seed for c in finished]) if _same_betas(cfgs) else ", ".join(by_cfg[c].name for c in finished)
     if stopped:
-        raise training.TimeLimitReached("; ".join(messages) + (f". Seeds {sorted(runs)} finished and are cached."
+        raise training.TimeLimitReached("; ".join(messages) + (f". Seeds {done} finished and are cached."
                                                               if runs else ""), stopped)
     if failed:
-        done = sorted(runs)
-        raise training.TrainingDiverged("; ".join(failed[s] for s in sorted(failed))
-                                        + (f". Seeds {done} finished and are cached." if done else ""))
-    return [runs[c.seed] for c in cfgs]
+        raise training.TrainingDiverged("; ".join(failed[c] for c in cfgs if c in failed)
+                                        + (f". Seeds {done} finished and are cached." if runs else ""))
+    return [runs[c] for c in cfgs]
+
+
+def _same_betas(cfgs: list[TrainConfig]) -> bool:
+    return len({training.adam_betas(c) for c in cfgs}) == 1
 
 
 def _bundle_origin(bundle: dict[str, Any]) -> str:
@@ -506,7 +528,7 @@ def load_shipped(path: Path, cfg: TrainConfig, profile: str, device: torch.devic
     return Run(path, cfg, st, json.loads((path / "manifest.json").read_text()), cached=True)
 
 
-def _align_epochs(pending: list[training.TrainState], by_seed: dict[int, tuple[TrainConfig, Path]],
+def _align_epochs(pending: list[training.TrainState], by_cfg: dict[TrainConfig, Path],
                   device: torch.device) -> list[training.TrainState]:
     """Seeds one epoch ahead of the others step back to their previous checkpoint.
 
@@ -521,7 +543,8 @@ def _align_epochs(pending: list[training.TrainState], by_seed: dict[int, tuple[T
     low = min(st.epoch for st in pending)
     out = []
     for st in pending:
-        c, path = by_seed[st.seeds[0]]
+        c = st.cfgs[0]
+        path = by_cfg[c]
         if st.epoch == low + 1:
             back = training.init_state(c, device)  # epoch 0 is a fresh start: the same draws again
             ckpt = path / "checkpoint.pt"
@@ -538,7 +561,7 @@ def _align_epochs(pending: list[training.TrainState], by_seed: dict[int, tuple[T
 
 
 def _finish(path: Path, cfg: TrainConfig, st: training.TrainState, profile: str, device: torch.device,
-            trained_with: list[int], started: float) -> dict[str, Any]:
+            trained_with: list[TrainConfig], started: float) -> dict[str, Any]:
     """Write a finished seed's history and, last, its manifest (what makes the run reusable)."""
     for m in st.models.values():
         m.eval()
@@ -549,7 +572,10 @@ def _finish(path: Path, cfg: TrainConfig, st: training.TrainState, profile: str,
         "config": dataclasses.asdict(cfg), "seed": cfg.seed, "code_version": code_version(),
         "git_commit": git_commit(), "device": str(device), "device_name": device_name(device),
         "versions": environment(), "epochs": st.epoch,
-        "trained_with_seeds": trained_with,
+        # the batch it trained in: its seeds, and the betas of each member where they differ
+        "trained_with_seeds": [c.seed for c in trained_with],
+        **({} if _same_betas(trained_with) else
+           {"trained_with_betas": [list(training.adam_betas(c)) for c in trained_with]}),
         "wall_seconds": round(sum(r["seconds"] for r in history), 2),
         "session_seconds": round(time.perf_counter() - started, 2),
         "final": history[-1] if history else {},

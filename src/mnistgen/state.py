@@ -1,4 +1,9 @@
-"""What a training holds for S seeds at once: models, optimisers, per-seed random streams, progress.
+"""What a training holds for S members at once: models, optimisers, per-seed random streams, progress.
+
+A member is one run: a configuration with its seed. Members of one batch share everything but
+what ``MEMBER_FIELDS`` names (the seed, and Adam's betas: ``optim.MemberAdam``), so they run the
+same steps on the same shapes; the GAN sweep's two beta1 values at one batch size train as one
+batch of 2 x 5 members, which makes every matrix product twice as wide.
 
 Randomness comes only from the generators in :class:`TrainState` (one for the data order on the
 CPU, one for noise on the device, per seed) and from the weight initialisation, each from its own
@@ -8,6 +13,7 @@ bitwise identical to an uninterrupted one.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,8 +25,12 @@ from torch import nn
 from .config import ACGANConfig, ClassifierConfig, GANConfig, IWAEConfig, TrainConfig, VAEConfig
 from .models import (VAE, ACDiscriminator, ConditionalGenerator, Discriminator, Generator, LeNet, SmallVGG,
                      is_seed_batched, select_seed, stack_seeds)
+from .optim import MemberAdam
 
 STREAMS = ("init", "data", "noise")  # what each of a seed's random streams is for
+# What may differ between the members of one training batch: everything else (shapes, schedule,
+# losses) is shared, so one step serves them all.
+MEMBER_FIELDS = ("seed", "beta1", "beta2")
 
 
 def stream_seed(seed: int, purpose: str) -> int:
@@ -51,15 +61,16 @@ def resolve_device(name: str) -> torch.device:
 
 @dataclass
 class TrainState:
-    """Everything a resumed run needs, for S seeds trained together.
+    """Everything a resumed run needs, for S members (runs) trained together.
 
-    ``models`` hold every seed's weights along a leading seed dimension (``models/seeded.py``;
-    the classifier holds one seed). Each seed has its own generators, so its data order and
-    noise do not depend on which other seeds share the batch. ``seed_state_dict(i)`` is one
-    seed's checkpoint; a state with one seed is an ordinary single run.
+    ``cfgs`` holds each member's configuration (its seed; for GANs its betas). ``models`` hold
+    every member's weights along a leading dimension (``models/seeded.py``; the classifier holds
+    one). Each member has its own generators, seeded by its seed alone, so its data order and
+    noise do not depend on which others share the batch. ``seed_state_dict(i)`` is member i's
+    checkpoint; a state with one member is an ordinary single run.
     """
 
-    seeds: list[int]
+    cfgs: list[TrainConfig]
     models: dict[str, nn.Module]
     optimizers: dict[str, torch.optim.Optimizer]
     data_rngs: list[torch.Generator]    # CPU: the order of the training images, one per seed
@@ -67,7 +78,7 @@ class TrainState:
     epoch: int = 0                      # completed epochs (the same for every seed of a batch)
     histories: list[list[dict[str, Any]]] = field(default_factory=list)
     snapshots: list[list[torch.Tensor]] = field(default_factory=list)  # GANs: uint8 fixed-noise samples per epoch
-    failed: dict[int, str] = field(default_factory=dict)  # seed -> why it stopped (left the batch)
+    failed: dict[TrainConfig, str] = field(default_factory=dict)  # member -> why it stopped (left the batch)
     # On a GPU: whether steps run as captured CUDA graphs (False: the same steps, eagerly), and
     # the buffers and graphs of the current models (``graphs.DeviceEpoch``; never saved).
     cuda_graphs: bool = True
@@ -78,8 +89,19 @@ class TrainState:
         return next(next(iter(self.models.values())).parameters()).device
 
     @property
+    def seeds(self) -> list[int]:
+        return [c.seed for c in self.cfgs]
+
+    @property
     def n_seeds(self) -> int:
-        return len(self.seeds)
+        """How many members the batch holds (each a seed of its configuration)."""
+        return len(self.cfgs)
+
+    def describe(self, i: int) -> str:
+        """Member ``i`` in words: its seed, and its betas where the batch's members differ in them."""
+        c = self.cfgs[i]
+        mixed = [f for f in MEMBER_FIELDS[1:] if len({getattr(m, f, None) for m in self.cfgs}) > 1]
+        return f"seed {c.seed}" + "".join(f" {f}={getattr(c, f)}" for f in mixed)
 
     def _one(self, what: str) -> int:
         if self.n_seeds != 1:
@@ -120,10 +142,11 @@ class TrainState:
         self.snapshots = [list(sd["snapshots"]) for sd in sds]
 
     def select(self, keep: list[int]) -> TrainState:
-        """A state holding only the seeds at positions ``keep`` (e.g. those that did not diverge)."""
+        """A state holding only the members at positions ``keep`` (e.g. those that did not diverge)."""
+        cfgs = [self.cfgs[i] for i in keep]
         models = {k: stack_seeds([select_seed(m, i) for i in keep]) for k, m in self.models.items()}
-        optimizers = {k: type(o)(models[k].parameters(), **o.defaults) for k, o in self.optimizers.items()}
-        out = TrainState([self.seeds[i] for i in keep], models, optimizers,
+        optimizers = make_optimizers(cfgs, models)
+        out = TrainState(cfgs, models, optimizers,
                          [self.data_rngs[i] for i in keep], [self.noise_rngs[i] for i in keep], self.epoch,
                          failed=dict(self.failed), cuda_graphs=self.cuda_graphs)
         out.load_seed_state_dicts([self.seed_state_dict(i) for i in keep])
@@ -131,13 +154,15 @@ class TrainState:
 
     @staticmethod
     def stack(states: list[TrainState]) -> TrainState:
-        """Single-seed states of one configuration (e.g. resumed from their checkpoints) as one batch."""
+        """Single-member states (e.g. resumed from their checkpoints) as one batch."""
         if len(states) == 1:
             return states[0]
         first = states[0]
+        cfgs = [c for st in states for c in st.cfgs]
+        check_members(cfgs)
         models = {k: stack_seeds([st.models[k] for st in states]) for k in first.models}
-        optimizers = {k: type(o)(models[k].parameters(), **o.defaults) for k, o in first.optimizers.items()}
-        out = TrainState([s for st in states for s in st.seeds], models, optimizers,
+        optimizers = make_optimizers(cfgs, models)
+        out = TrainState(cfgs, models, optimizers,
                          [g for st in states for g in st.data_rngs], [g for st in states for g in st.noise_rngs],
                          cuda_graphs=first.cuda_graphs)
         out.load_seed_state_dicts([st.seed_state_dict(0) for st in states])
@@ -186,31 +211,63 @@ def build_models(cfg: TrainConfig) -> dict[str, nn.Module]:
 _GLOBAL_RNG = threading.Lock()
 
 
-def init_state(cfg: TrainConfig, device: torch.device, seeds: list[int] | None = None) -> TrainState:
-    """Fresh models, Adam optimisers and generators for ``seeds`` (default: ``[cfg.seed]``).
+def check_members(cfgs: list[TrainConfig]) -> None:
+    """ValueError unless ``cfgs`` can train as one batch: distinct runs that differ only in ``MEMBER_FIELDS``."""
+    if not cfgs:
+        raise ValueError("a training batch needs at least one member")
+    shared = [{k: v for k, v in c.identity().items() if k not in MEMBER_FIELDS} for c in cfgs]
+    for c, s in zip(cfgs[1:], shared[1:]):
+        if s != shared[0]:
+            diff = sorted(k for k in s if s[k] != shared[0].get(k))
+            raise ValueError(f"members of one training batch may differ only in {', '.join(MEMBER_FIELDS)}; "
+                             f"{c.model} seed {c.seed} differs from the first member in {', '.join(diff)}")
+    if len(set(cfgs)) != len(cfgs):
+        raise ValueError("a training batch holds each run once; two members have the same configuration and seed")
 
-    Each seed's weights are initialised from its own stream alone (``stream_seed``) and then
-    stacked, so seed 3 starts from the same weights whether it trains alone or beside seeds 0-2.
+
+def adam_betas(cfg: TrainConfig) -> tuple[float, float]:
+    return (cfg.beta1, cfg.beta2) if isinstance(cfg, GANConfig) else (0.9, 0.999)
+
+
+def make_optimizers(cfgs: list[TrainConfig], models: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
+    """One Adam per model over all members' stacked weights, each member with its own betas.
+
+    Fused: one kernel for the whole update instead of ~10 per parameter tensor (measured: Adam
+    was ~27% of a GAN step at batch 128 on 2 CPU cores; see benchmarks/throughput.py). Adam is
+    elementwise, so over stacked weights it is one independent Adam per member; its step count
+    stays on the parameters' device, so on a GPU the update can be captured in a CUDA graph.
     """
-    seeds = [cfg.seed] if seeds is None else list(seeds)
-    per_seed = []
-    with _GLOBAL_RNG:  # tasks in threads (``train all`` on a GPU) take turns with the global RNG
-        for seed in seeds:
-            torch.manual_seed(stream_seed(seed, "init"))  # weight initialisation: the one draw from the global RNG
-            per_seed.append(build_models(cfg))
-    models = {k: stack_seeds([m[k] for m in per_seed]).to(device) for k in per_seed[0]}
-    if len(seeds) > 1 and not all(is_seed_batched(m) for m in models.values()):
-        raise ValueError(f"{cfg.model} trains one seed at a time; got seeds {seeds}")
-    betas = (cfg.beta1, cfg.beta2) if isinstance(cfg, GANConfig) else (0.9, 0.999)
-    # fused=True: one kernel for the whole update instead of ~10 per parameter tensor (measured:
-    # Adam was ~27% of a GAN step at batch 128 on 2 CPU cores; see benchmarks/throughput.py).
-    # Adam is elementwise, so over stacked weights it is one independent Adam per seed.
-    # capturable on a GPU: the step count stays on the device, so the update can be a CUDA graph.
+    cfg = cfgs[0]
     eps = cfg.adam_eps if isinstance(cfg, IWAEConfig) else 1e-8  # Burda et al. use 1e-4
-    optimizers = {k: torch.optim.Adam(m.parameters(), lr=cfg.lr, betas=betas, eps=eps, fused=True,
-                                      capturable=device.type == "cuda") for k, m in models.items()}
-    data_rngs = [torch.Generator().manual_seed(stream_seed(seed, "data")) for seed in seeds]
-    noise_rngs = [torch.Generator(device=device).manual_seed(stream_seed(seed, "noise")) for seed in seeds]
-    return TrainState(seeds, models, optimizers, data_rngs, noise_rngs,
-                      histories=[[] for _ in seeds], snapshots=[[] for _ in seeds])
+    return {k: MemberAdam(m.parameters(), [adam_betas(c) for c in cfgs], lr=cfg.lr, eps=eps,
+                          batched=is_seed_batched(m)) for k, m in models.items()}
+
+
+def init_state(cfg: TrainConfig, device: torch.device, seeds: list[int] | None = None) -> TrainState:
+    """Fresh models, Adam optimisers and generators for ``seeds`` of ``cfg`` (default: ``[cfg.seed]``)."""
+    seeds = [cfg.seed] if seeds is None else list(seeds)
+    return init_members([dataclasses.replace(cfg, seed=s) for s in seeds], device)
+
+
+def init_members(cfgs: list[TrainConfig], device: torch.device) -> TrainState:
+    """Fresh models, optimisers and generators for the runs ``cfgs`` (``check_members``), as one batch.
+
+    Each member's weights are initialised from its seed's own stream alone (``stream_seed``) and
+    then stacked, so seed 3 starts from the same weights whether it trains alone or beside seeds
+    0-2, and whatever its betas.
+    """
+    check_members(cfgs)
+    per_member = []
+    with _GLOBAL_RNG:  # tasks in threads (``train all`` on a GPU) take turns with the global RNG
+        for c in cfgs:
+            torch.manual_seed(stream_seed(c.seed, "init"))  # weight initialisation: the one draw from the global RNG
+            per_member.append(build_models(c))
+    models = {k: stack_seeds([m[k] for m in per_member]).to(device) for k in per_member[0]}
+    if len(cfgs) > 1 and not all(is_seed_batched(m) for m in models.values()):
+        raise ValueError(f"{cfgs[0].model} trains one seed at a time; got seeds {[c.seed for c in cfgs]}")
+    optimizers = make_optimizers(cfgs, models)
+    data_rngs = [torch.Generator().manual_seed(stream_seed(c.seed, "data")) for c in cfgs]
+    noise_rngs = [torch.Generator(device=device).manual_seed(stream_seed(c.seed, "noise")) for c in cfgs]
+    return TrainState(list(cfgs), models, optimizers, data_rngs, noise_rngs,
+                      histories=[[] for _ in cfgs], snapshots=[[] for _ in cfgs])
 

@@ -125,7 +125,9 @@ def _gan_step(st: TrainState, cfg: GANConfig, x: torch.Tensor, y: torch.Tensor, 
         else:
             loss_g = losses.g_loss(D(fake), cfg.saturating)
         opt_g.zero_grad(set_to_none=True)
-        loss_g.sum().backward()
+        # Only G's gradient: D's weight gradients on this batch would be computed and thrown away
+        # (D's next step zeroes them), one of D's three products per layer for nothing.
+        loss_g.sum().backward(inputs=list(G.parameters()))
         if log_steps:  # each seed's gradient norm over all of G's parameters
             sq = sum(p.grad.reshape(S, -1).pow(2).sum(1) for p in G.parameters() if p.grad is not None)
             out["g_grad_norm"] = sq.sqrt()

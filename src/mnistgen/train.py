@@ -20,7 +20,8 @@ from .data import MNISTTensors
 from .graphs import DeviceEpoch
 from .models import select_seed  # noqa: F401 - re-exported
 from .schedules import BURDA_EPOCHS, burda_boundaries, burda_stage  # noqa: F401 - re-exported
-from .state import DeviceError, TrainState, build_models, init_state, resolve_device  # noqa: F401 - re-exported
+from .state import (DeviceError, TrainState, adam_betas, build_models, check_members,  # noqa: F401 - re-exported
+                    init_members, init_state, resolve_device)
 from .steps import FAMILIES, Family, StepLog, g_step, permutations, prepare  # noqa: F401 - re-exported
 
 
@@ -32,9 +33,9 @@ class TimeLimitReached(RuntimeError):
     """Training stopped before an epoch that would not end before the deadline; every seed's
     last finished epoch is checkpointed (``on_epoch_end``), so the same call resumes it."""
 
-    def __init__(self, message: str, stopped: dict[int, int]):
+    def __init__(self, message: str, stopped: dict[TrainConfig, int]):
         super().__init__(message)
-        self.stopped = stopped  # seed -> completed epochs
+        self.stopped = stopped  # member (its configuration) -> completed epochs
 
 
 def run_epoch(st: TrainState, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor, log_steps: bool) -> StepLog:
@@ -131,7 +132,7 @@ def train(cfg: TrainConfig, st: TrainState, data: MNISTTensors, *,
     st.device_epoch = None  # buffers and graphs belong to one call's inputs
     for m in st.models.values():
         m.train()
-    seeds = ", ".join(map(str, st.seeds))
+    seeds = ", ".join(st.describe(i).removeprefix("seed ") for i in range(st.n_seeds))
     bar = tqdm(range(st.epoch, cfg.epochs), initial=st.epoch, total=cfg.epochs,
                desc=f"{cfg.model} seed{'s' if st.n_seeds > 1 else ''} {seeds}", unit="epoch",
                disable=None if progress is None else not progress)
@@ -140,17 +141,17 @@ def train(cfg: TrainConfig, st: TrainState, data: MNISTTensors, *,
             bar.close()
             raise TimeLimitReached(f"{cfg.model} seed(s) {seeds}: stopped at epoch {st.epoch} of {cfg.epochs} "
                                    "before the time limit (checkpointed; the same command resumes)",
-                                   dict.fromkeys(st.seeds, st.epoch))
+                                   dict.fromkeys(st.cfgs, st.epoch))
         t0 = time.perf_counter()
         steps = {k: v.cpu() for k, v in step_fn(st, cfg, x, y, log_steps).items()}
         bad = {}
-        for s, seed in enumerate(st.seeds):
+        for s in range(st.n_seeds):
             if (where := _first_bad_step(steps, s)) is not None:
                 k, step, n = where
-                bad[s] = (f"{cfg.model} seed {seed}: non-finite {k} at epoch {epoch + 1}, step {step} of {n}; "
+                bad[s] = (f"{cfg.model} {st.describe(s)}: non-finite {k} at epoch {epoch + 1}, step {step} of {n}; "
                           f"the last good checkpoint is epoch {st.epoch}")
         if bad:
-            st.failed.update({st.seeds[s]: msg for s, msg in bad.items()})
+            st.failed.update({st.cfgs[s]: msg for s, msg in bad.items()})
             if len(bad) == st.n_seeds:
                 bar.close()
                 raise TrainingDiverged("; ".join(st.failed.values()))

@@ -14,8 +14,9 @@ from .seeded import SeedLinear
 
 def mlp_trunk(n_in: int, hidden: int, seeds: int = 1) -> nn.Sequential:
     """n_in -> hidden -> hidden, LeakyReLU(0.2) after each layer: the shape of both of the paper's nets."""
-    return nn.Sequential(SeedLinear(n_in, hidden, seeds), nn.LeakyReLU(0.2),
-                         SeedLinear(hidden, hidden, seeds), nn.LeakyReLU(0.2))
+    # in place: the product's output is not needed by its backward, so no second buffer is allocated
+    return nn.Sequential(SeedLinear(n_in, hidden, seeds), nn.LeakyReLU(0.2, inplace=True),
+                         SeedLinear(hidden, hidden, seeds), nn.LeakyReLU(0.2, inplace=True))
 
 
 class Generator(nn.Module):
