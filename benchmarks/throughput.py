@@ -18,7 +18,9 @@ shapes by a dispatch hook) replayed back to back with nothing between them. Thei
 fraction of the peak is the most the step could reach at this batch size if every other
 operation (activations, losses, Adam, random numbers, Python) cost nothing.
 
-On a machine with CUDA it adds the rows of ``benchmarks/steps.py``: ms per step eagerly and as
+On a CPU it then times every group of the paper profile, for this code and for the baseline
+commit's (``benchmarks/cpu_bill.py``: ms per step, share of the matmul peak, the step's matmul
+ceiling, projected hours). On a machine with CUDA it adds the rows of ``benchmarks/steps.py``: ms per step eagerly and as
 CUDA graphs at 1 and 8 seeds, and the paper profile's projected wall time.
 """
 
@@ -175,6 +177,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--batch-size", type=int, default=None, help="default: each model's configured batch size")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=str(REPO_DIR / "results" / "bench.json"))
+    p.add_argument("--skip-bill", action="store_true", help="on CPU: leave out the paper profile's group timings")
+    p.add_argument("--baseline", default=None, help="commit whose code the paper bill compares with "
+                   "(default: benchmarks.cpu_bill.BASELINE; '' for none)")
+    p.add_argument("--bill-steps", type=int, default=40, help="training steps per timed epoch of each paper group")
     args = p.parse_args(argv)
     device = train.resolve_device(args.device)
     data = load_mnist(DATA_ROOT, train=True)
@@ -212,6 +218,12 @@ def main(argv: list[str] | None = None) -> dict:
         r = result[model]
         print(f"{model:8} {bs:5d} {r['ours_img_s']:11,d} {r['textbook_img_s']:15,d} {r['speedup']:7.2f}x "
               f"{gflops:8.0f} {r['peak_fraction']:7.0%} {r['matmul_ceiling_fraction']:7.0%}")
+    if device.type == "cpu" and not args.skip_bill:  # the paper edition's bill on this CPU, before and after
+        from benchmarks import cpu_bill
+
+        baseline = "" if args.baseline is None else (args.baseline or None)  # "": the default baseline
+        result["paper_cpu_bill"] = cpu_bill.bill(baseline, args.bill_steps, args.repeats,
+                                                 peak_gflops=peak)
     if device.type == "cuda":  # the GPU rows: eager vs CUDA graphs, and the paper profile's cost there
         from benchmarks import steps
 

@@ -234,9 +234,10 @@ def cmd_train(args: argparse.Namespace) -> None:
             raise UsageError(f"--time-limit must be a positive number of seconds, got {args.time_limit}")
         results_root = Path(os.environ.get("MNISTGEN_RESULTS", REPO_DIR / "results"))
         _check_writable(results_root)
-        sys.exit(train_all(args.profile, results_root, args.jobs, args.scheduler, args.time_limit, args.no_metrics))
-    if args.time_limit is not None:
-        raise UsageError("--time-limit applies to 'train all'")
+        sys.exit(train_all(args.profile, results_root, args.jobs, args.scheduler, args.time_limit, args.no_metrics,
+                           args.group))
+    if args.time_limit is not None or args.group:
+        raise UsageError("--time-limit and --group apply to 'train all'")
     seeds = params.pop("seeds", None)
     cfg = make_config(args.model, args.profile, **params)
     seeds = check_seeds([cfg.seed] if seeds is None else seeds)
@@ -249,17 +250,24 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def train_all(profile: str, results_root: Path, jobs: int | None, scheduler: str | None,
-              time_limit: float | None, no_metrics: bool = False) -> int:
-    """Every run of the edition, then every metric its chapters read (``edition``), stopping cleanly
-    before ``time_limit`` seconds; the exit status: 0 all done, TIME_LIMIT_EXIT work left."""
+              time_limit: float | None, no_metrics: bool = False, groups: list[str] | None = None) -> int:
+    """Every run of the edition (or of ``groups``), then every metric its chapters read (``edition``;
+    not with ``groups``), stopping cleanly before ``time_limit`` seconds; the exit status: 0 all
+    done, TIME_LIMIT_EXIT work left."""
     from . import edition
     from .runs import atomic_write_json, device_name, results_dir
     from .state import resolve_device
 
+    try:
+        edition.select_groups(profile, groups)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     started = time.time()
     # a margin for what runs after the last epoch: writing the last checkpoints and the summary
     deadline = None if time_limit is None else started + time_limit - min(30.0, 0.05 * time_limit)
-    results = edition.train_profile(profile, jobs, scheduler, deadline=deadline, results_root=results_root)
+    results = edition.train_profile(profile, jobs, scheduler, deadline=deadline, results_root=results_root,
+                                    only=groups)
+    no_metrics = no_metrics or groups is not None  # a group's metrics come with its part (bundle export --group)
     stopped = {label: r["stopped"] for label, r in results.items() if "stopped" in r}
     for label, r in results.items():
         for line in r.get("done", []):
@@ -270,7 +278,8 @@ def train_all(profile: str, results_root: Path, jobs: int | None, scheduler: str
     device = make_config("evaluation", profile).device
     summary = {"profile": profile, "wall_seconds": round(wall, 1), "training_seconds": round(trained_s, 1),
                "device_name": device_name(resolve_device(device)), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-               "time_limit": time_limit, "groups": len(results), "stopped": stopped, "metrics_left": left,
+               "time_limit": time_limit, "groups": len(results), "only": groups, "stopped": stopped,
+               "metrics_left": left,
                "complete": not stopped and not left and not no_metrics}
     atomic_write_json(results_dir(profile, results_root) / "train-all.json", summary)
     for label, why in stopped.items():
@@ -359,6 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with 'all': stop cleanly before this many seconds (finished runs complete, the others "
                         "checkpointed; exit status 3): the same command resumes")
     t.add_argument("--no-metrics", action="store_true", help="with 'all': train only, compute no metrics")
+    t.add_argument("--group", action="append", metavar="NAME",
+                   help="with 'all': only this group of runs (repeat for more; the GANs' judge comes along); "
+                        "`mnistgen edition status` lists them")
     t.set_defaults(func=cmd_train)
     b = sub.add_parser("bundle", help="ship an edition's results as one verified archive, or install one")
     bsub = b.add_subparsers(dest="action", required=True)

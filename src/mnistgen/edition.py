@@ -151,9 +151,27 @@ def _train_group(profile: str, group: dict[str, Any], ev: EvalConfig, progress: 
                                                  log_steps=group.get("log_steps", False), deadline=deadline)]
 
 
+def select_groups(profile: str, names: list[str] | None) -> dict[str, dict[str, Any]]:
+    """The groups called ``names`` (all where None), with the first yardstick where a GAN-family
+    group among them is judged by it during training; ValueError names an unknown group and lists
+    the profile's."""
+    ev = make_config("evaluation", profile)
+    groups = profile_groups(profile, ev)
+    if names is None:
+        return groups
+    unknown = [n for n in names if n not in groups]
+    if unknown:
+        raise ValueError(f"profile {profile!r} has no group {', '.join(map(repr, unknown))}; its groups: "
+                         + "; ".join(groups))
+    judge = f"classifier arch={ev.yardsticks[0]}"
+    needs_judge = any(groups[n]["model"] in ("gan", "acgan") and groups[n].get("quality_every", 1) for n in names)
+    keep = set(names) | ({judge} if needs_judge and judge in groups else set())
+    return {n: g for n, g in groups.items() if n in keep}
+
+
 def train_profile(profile: str, jobs: int | None = None, scheduler: str | None = None, progress: bool = True,
                   deadline: float | None = None, results_root: Path = RESULTS_ROOT,
-                  copy_back: bool = True) -> dict[str, dict[str, Any]]:
+                  copy_back: bool = True, only: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """Every run the book of ``profile`` reads, trained as tasks of a Dask cluster (``executor``),
     without rendering: for a GPU machine or a cluster. A machine with the book's toolchain then
     renders from ``results/`` without retraining (run ids ignore the device). The GAN-family
@@ -166,11 +184,12 @@ def train_profile(profile: str, jobs: int | None = None, scheduler: str | None =
     Workers that share no disk with this process (``results_root``) send their runs back, which
     are verified and installed here (``copy_back=False`` leaves them where they were trained).
     Then every run asked for is checked here: one missing fails the command with its id, the
-    worker that trained it and where that worker wrote it (ClusterError)."""
+    worker that trained it and where that worker wrote it (ClusterError). ``only``: these groups
+    (``select_groups``), not the whole edition."""
     from . import executor
 
     ev = make_config("evaluation", profile)
-    groups = profile_groups(profile, ev)
+    groups = select_groups(profile, only)
     judge = f"classifier arch={ev.yardsticks[0]}"
     root = results_dir(profile, results_root)
     root.mkdir(parents=True, exist_ok=True)
@@ -206,7 +225,9 @@ def _train_groups(profile: str, groups: dict[str, dict[str, Any]], judge: str, j
                if group["model"] in ("gan", "acgan") and group.get("quality_every", 1)}
     gpu = (ev.device != "cpu" and torch.cuda.is_available()
            and not (scheduler or os.environ.get(executor.SCHEDULER_ENV)))
-    jobs = jobs or (len(tasks) if gpu else 2)
+    # on CPU two single-thread workers, unless only one group trains beside the judge (which the
+    # others wait for): then one worker with every core, so that group does not train on one
+    jobs = jobs or (len(tasks) if gpu else min(2, max(1, len(tasks) - (judge in tasks and len(tasks) > 1))))
     with executor.cluster(jobs, scheduler, threads=gpu) as client:
         return executor.run(client, tasks, f"{profile}: groups of runs", progress, depends)
 

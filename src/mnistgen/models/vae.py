@@ -8,7 +8,9 @@ from torch import nn
 from .seeded import SeedLinear
 
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+# ReLU in place: its input (a product's output) is needed by nothing else, so no second buffer.
+# (tanh's backward reads its output, which an in-place tanh would keep too; left as it is.)
+ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "tanh": nn.Tanh}
 
 
 def _stack(n_in: int, hidden: int, depth: int, activation: str, seeds: int) -> list[nn.Module]:
