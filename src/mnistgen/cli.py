@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from .config import CONFIGS, ConfigError, describe, make_config, profile_names
-from .runs import DATA_ROOT, REPO_DIR
+from .runs import DATA_ROOT, REPO_DIR, code_version
 
 NOTEBOOK_DIR = REPO_DIR / "notebooks"
 GENERATED_DIR = REPO_DIR / "book" / "generated"
@@ -298,12 +298,41 @@ def cmd_bundle(args: argparse.Namespace) -> None:
     from . import bundle
 
     try:
-        if args.action == "export":
+        if args.action == "export" and args.group:
+            from . import parts
+
+            if args.out:
+                raise UsageError("--out applies to a whole edition's bundle; a group's part goes to editions/<profile>/")
+            parts.export_part(args.profile, args.group)
+        elif args.action == "export":
             bundle.export(args.profile, Path(args.out) if args.out else None)
+        elif Path(args.path).is_dir():  # a folder of parts (editions/<profile>/parts.json)
+            from . import parts
+
+            record = parts.read_parts(Path(args.path).name, Path(args.path).parent)
+            if not record["parts"]:
+                raise UsageError(f"{args.path} has no {parts.PARTS_FILE} listing parts")
+            parts.import_parts(record["profile"], Path(args.path).parent)
         else:
             bundle.import_bundle(Path(args.path), other_code=args.other_code)
     except bundle.BundleError as e:
         raise UsageError(str(e)) from None
+
+
+def cmd_edition(args: argparse.Namespace) -> None:
+    from . import parts
+
+    rows = parts.status(args.profile, bill=parts.measured_bill())
+    record = parts.read_parts(args.profile)
+    print(f"profile {args.profile!r}: {len(rows)} groups; parts in {parts.parts_dir(args.profile)} "
+          f"(training code {record['code_version'] or 'none yet'}, this checkout's {code_version()})")
+    for r in rows:
+        hours = "" if r["projected_hours"] is None else f", {r['projected_hours']:.2f} h projected on CPU"
+        size = f", {r['part']['bytes'] / 2**20:.1f} MiB" if "part" in r else ""
+        print(f"  {r['group']:38} {r['runs']:2d} runs: {r['state']}{size}{hours}")
+    shipped = sum(r["state"] == "shipped" for r in rows)
+    total = sum(r["part"]["bytes"] for r in rows if "part" in r)
+    print(f"{shipped} of {len(rows)} groups shipped ({total / 2**20:.1f} MiB)")
 
 
 def cmd_summary(args: argparse.Namespace) -> None:
@@ -377,11 +406,19 @@ def build_parser() -> argparse.ArgumentParser:
     be = bsub.add_parser("export", help="write the bundle of a profile's trained edition")
     be.add_argument("--profile", default="paper", choices=profiles)
     be.add_argument("--out", help="the archive to write (default editions/<profile>.tar.gz)")
+    be.add_argument("--group", metavar="NAME", help="only this group of runs, as a part: editions/<profile>/<group>.tar.gz, "
+                    "recorded in editions/<profile>/parts.json")
     bi = bsub.add_parser("import", help="verify a bundle and install it into the results folder")
-    bi.add_argument("path", help="the bundle (.tar.gz)")
+    bi.add_argument("path", help="the bundle (.tar.gz), or a folder of parts (editions/<profile>)")
     bi.add_argument("--other-code", action="store_true",
                     help="install a bundle made by other code anyway; every page then says which code made its numbers")
     b.set_defaults(func=cmd_bundle)
+    e = sub.add_parser("edition", help="where an edition stands: every group shipped, trained here, or missing")
+    esub = e.add_subparsers(dest="action", required=True)
+    es = esub.add_parser("status", help="list every group of the profile with its state and projected CPU hours")
+    es.add_argument("--profile", default="paper", choices=profiles)
+    e.set_defaults(func=cmd_edition)
+
     s = sub.add_parser("summary", help="print a profile's results (its metrics.json) as Markdown tables")
     s.add_argument("--profile", default="quick", choices=profiles)
     s.set_defaults(func=cmd_summary)

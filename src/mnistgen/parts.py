@@ -1,0 +1,257 @@
+"""An edition shipped in parts: one verified archive per group of runs, committed as it is trained.
+
+    python -m mnistgen bundle export --profile paper --group "gan batch_size=64"   # -> editions/paper/<group>.tar.gz
+    python -m mnistgen bundle import editions/paper                                # verify every part, install
+    python -m mnistgen edition status --profile paper                              # shipped / here / missing
+
+The paper edition is hours of CPU training (``benchmarks/cpu_bill.py``), more than one session of
+a 2-core machine, so its groups (``edition.profile_groups``) are trained one or two at a time and
+each is shipped on its own: a part holds, per run of the group, its manifest, history, cached
+metrics and ``weights.pt`` (``runs.shipped_bytes``: no optimiser state, no discriminator), plus
+``part.json`` (group, run ids, provenance) and ``SHA256SUMS``. ``editions/<profile>/parts.json``
+records each part's SHA-256, size and run ids, and the training-code version every part must share.
+
+What a part ships: the weights the edition's metrics and figures still need once the machine that
+trained them is gone. The GAN-family and VAE groups ship every seed's generator or VAE (the sweep's
+pick, whose seeds the evaluation chapter scores, is known only when both sweep groups are in; the
+VAE's likelihood is computed over every seed), the classifier groups their network, the objective
+runs and the IWAE rows only their first seed's generator (their figures) and nothing (numbers and
+curves), with the fixed-noise snapshots of each setting's first seed.
+
+Import checks each archive against ``parts.json`` and each member against the part's own sums,
+and refuses a part whose run ids this code would not compute (another training code or profile),
+naming the files that differ, before anything is installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import edition
+from .bundle import EDITIONS_DIR, _write_tar, code_changes, provenance
+from .config import make_config
+from .runs import (RESULTS_ROOT, SHIPPED_WEIGHTS, atomic_write_bytes, atomic_write_json, code_version,
+                   read_checkpoint, results_dir, shipped_bytes)
+from .transfer import METRIC_CACHES, SUMS, TransferError, _install_runs, _stage
+
+PARTS_FILE = "parts.json"
+PART_FILE = "part.json"
+PART_FORMAT = 1
+
+
+def parts_dir(profile: str, root: Path = EDITIONS_DIR) -> Path:
+    return Path(root) / profile
+
+
+def part_name(group: str) -> str:
+    """The file name of a group's part: its name with every run of other characters as one '-'."""
+    return re.sub(r"[^A-Za-z0-9_.]+", "-", group).strip("-") + ".tar.gz"
+
+
+def read_parts(profile: str, root: Path = EDITIONS_DIR) -> dict[str, Any]:
+    """``parts.json`` of ``profile`` (an empty record where none is shipped yet)."""
+    p = parts_dir(profile, root) / PARTS_FILE
+    if not p.is_file():
+        return {"profile": profile, "format": PART_FORMAT, "code_version": None, "parts": {}}
+    return json.loads(p.read_text())
+
+
+def shipped_weights(profile: str, name: str) -> dict[str, tuple[tuple[str, ...], bool]]:
+    """run id -> (models whose weights the part ships, whether its snapshots go too); module docstring."""
+    ev = make_config("evaluation", profile)
+    group = edition.profile_groups(profile, ev)[name]
+    members = edition.group_members(profile, group, ev)
+    ids = edition.run_ids(profile)[name]
+    model = group["model"]
+    first_of_setting: set[str] = set()
+    seen = set()
+    for c, rid in zip(members, ids):
+        setting = getattr(c, "beta1", None)
+        if setting not in seen:
+            seen.add(setting)
+            first_of_setting.add(rid)
+    out = {}
+    for c, rid in zip(members, ids):
+        first = rid in first_of_setting
+        if model == "classifier":
+            out[rid] = (("net",), False)
+        elif model in ("gan", "acgan"):
+            every_seed = not group.get("log_steps")  # the objective runs: numbers, curves and one figure
+            out[rid] = (("G",) if every_seed or first else (), first)
+        elif model == "vae":
+            out[rid] = (("vae",), False)
+        else:  # the IWAE rows: numbers only
+            out[rid] = ((), False)
+    return out
+
+
+def export_part(profile: str, name: str, root: Path = EDITIONS_DIR,
+                log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Write group ``name``'s part and record it in ``parts.json``; every run must be finished here.
+    Refused if the parts already shipped were made by other training code (mixing would make an
+    edition no single code computes)."""
+    ev = make_config("evaluation", profile)
+    groups = edition.profile_groups(profile, ev)
+    if name not in groups:
+        raise TransferError(f"profile {profile!r} has no group {name!r}; its groups: " + "; ".join(groups))
+    record = read_parts(profile, root)
+    ours = code_version()
+    if record["code_version"] not in (None, ours):
+        raise TransferError(f"the parts shipped in {parts_dir(profile, root)} were trained by code "
+                            f"{record['code_version']}, this checkout's training code is {ours}: a part of this "
+                            "code would not belong to the same edition (retrain the shipped groups, or check out "
+                            "the code they were made with)")
+    runs_root = results_dir(profile, RESULTS_ROOT) / "runs"
+    ids = edition.run_ids(profile)[name]
+    missing = [rid for rid in ids if not (runs_root / rid / "manifest.json").is_file()
+               or not (runs_root / rid / "checkpoint.pt").is_file()]
+    if missing:
+        raise TransferError(f"group {name!r} of profile {profile!r} is not trained here ({len(missing)} of "
+                            f"{len(ids)} runs unfinished in {runs_root}: {', '.join(missing[:3])}"
+                            f"{' ...' if len(missing) > 3 else ''}); run `mnistgen train all --profile {profile} "
+                            f"--group {name!r}` first")
+    policy = shipped_weights(profile, name)
+    files: dict[str, bytes] = {}
+    manifests = []
+    for rid in ids:
+        d = runs_root / rid
+        for f in sorted(d.iterdir()):
+            if f.name in ("manifest.json", "history.json") or (f.name.startswith(METRIC_CACHES) and f.suffix == ".json"):
+                files[f"runs/{rid}/{f.name}"] = f.read_bytes()
+        models, snapshots = policy[rid]
+        files[f"runs/{rid}/{SHIPPED_WEIGHTS}"] = shipped_bytes(read_checkpoint(d / "checkpoint.pt"), models, snapshots)
+        manifests.append(json.loads((d / "manifest.json").read_text()))
+    meta = {"format": PART_FORMAT, "profile": profile, "group": name, "runs": ids,
+            "shipped": {rid: {"models": list(m), "snapshots": s} for rid, (m, s) in policy.items()},
+            "provenance": provenance(profile, manifests, results_dir(profile, RESULTS_ROOT))}
+    files[PART_FILE] = (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()
+    files[SUMS] = "".join(f"{hashlib.sha256(b).hexdigest()}  {n}\n" for n, b in sorted(files.items())).encode()
+    out = parts_dir(profile, root) / part_name(name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, lambda f: _write_tar(f, files))
+    out.chmod(0o644)
+    blob = out.read_bytes()
+    record["code_version"] = ours
+    record["parts"][name] = {"file": out.name, "sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob),
+                             "runs": ids, "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                             "training_seconds": meta["provenance"]["training_seconds_sum"],
+                             "wall_seconds": max(m["session_seconds"] for m in manifests),
+                             "device_name": meta["provenance"]["device_name"]}
+    record["parts"] = dict(sorted(record["parts"].items()))
+    atomic_write_json(parts_dir(profile, root) / PARTS_FILE, record)
+    (parts_dir(profile, root) / PARTS_FILE).chmod(0o644)
+    log(f"part: {out} ({len(blob) / 2**20:.2f} MiB, {len(ids)} runs, {len(files)} files)")
+    return record["parts"][name]
+
+
+def _read_part(path: Path, digest: str, into: Path) -> dict[str, Any]:
+    """Unpack the part at ``path`` into ``into``: the archive's SHA-256 must be ``digest`` and every
+    member must match the part's SHA256SUMS; returns part.json."""
+    blob = path.read_bytes() if path.is_file() else None
+    if blob is None:
+        raise TransferError(f"part {path} is listed in {PARTS_FILE} but missing")
+    if hashlib.sha256(blob).hexdigest() != digest:
+        raise TransferError(f"part {path} does not match its SHA-256 in {PARTS_FILE} (damaged, truncated or "
+                            "replaced); nothing was installed")
+    try:
+        with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
+            members = {m.name: m for m in tar.getmembers()}
+            for m in members.values():
+                if not m.isfile() or m.name.startswith("/") or ".." in Path(m.name).parts:
+                    raise TransferError(f"{path}: member {m.name!r} is not a plain file inside the part; refused")
+            if SUMS not in members:
+                raise TransferError(f"{path} has no {SUMS}: not a mnistgen part")
+            sums = dict(line.split("  ", 1)[::-1] for line in tar.extractfile(SUMS).read().decode().splitlines())
+            if set(sums) != set(members) - {SUMS}:
+                raise TransferError(f"{path}: its members and its {SUMS} disagree; refused")
+            for n, m in members.items():
+                if n != SUMS:
+                    _stage(into, n, tar.extractfile(m).read(), sums[n], str(path))
+    except (tarfile.TarError, EOFError, OSError, UnicodeDecodeError, ValueError) as e:
+        raise TransferError(f"{path} is damaged ({type(e).__name__}: {e}); nothing was installed") from None
+    return json.loads((into / PART_FILE).read_text())
+
+
+def import_parts(profile: str, root: Path = EDITIONS_DIR, results_root: Path = RESULTS_ROOT,
+                 log: Callable[[str], None] = print) -> list[str]:
+    """Verify every part of ``profile`` listed in ``parts.json``, then install their runs into
+    ``results/<profile>/runs`` (nothing is installed unless every part verified and every part's
+    run ids are this code's). Returns the groups installed."""
+    record = read_parts(profile, root)
+    if not record["parts"]:
+        return []
+    ours = edition.run_ids(profile)
+    Path(results_root).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=results_root, prefix=".parts-import-") as tmp:
+        staged_all = []
+        for name, entry in record["parts"].items():
+            staged = Path(tmp) / part_name(name)
+            meta = _read_part(parts_dir(profile, root) / entry["file"], entry["sha256"], staged)
+            if meta["group"] != name or meta["runs"] != entry["runs"]:
+                raise TransferError(f"part {entry['file']} holds group {meta['group']!r} with other runs than "
+                                    f"{PARTS_FILE} lists; refused")
+            if ours.get(name) != meta["runs"]:
+                changes = code_changes(meta) or [f"the group {name!r} of profile {profile!r}"]
+                raise TransferError(f"part {entry['file']} was trained by other code or settings than this "
+                                    f"checkout's (code {meta['provenance']['code_version']}, here {code_version()}): "
+                                    + "; ".join(changes) + f". Retrain it: `mnistgen train all --profile {profile} "
+                                    f"--group {name!r}`")
+            staged_all.append(staged)
+        dest = results_dir(profile, results_root) / "runs"
+        for staged in staged_all:
+            _install_runs(staged / "runs", dest, Path(tmp), replace=False)
+    log(f"parts: installed {len(record['parts'])} part(s) of profile {profile!r} into {dest}")
+    return list(record["parts"])
+
+
+MEASURED_DIR = EDITIONS_DIR.parent / "benchmarks" / "measured"
+
+
+def measured_bill(measured: Path = MEASURED_DIR) -> dict[str, Any] | None:
+    """The newest committed CPU bill (``benchmarks/measured/cpu-bill-*.json``, written from ``make bench``)."""
+    files = sorted(Path(measured).glob("cpu-bill-*.json"))
+    return json.loads(files[-1].read_text()) if files else None
+
+
+def status(profile: str, root: Path = EDITIONS_DIR, results_root: Path = RESULTS_ROOT,
+           bill: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every group of ``profile``: shipped (a part in parts.json), trained here (every run finished in
+    the results folder), partly here (the epochs its checkpoints reached) or missing; with its
+    projected CPU hours where ``bill`` (``benchmarks/cpu_bill.py``'s result) has the group."""
+    record = read_parts(profile, root)
+    runs_root = results_dir(profile, results_root) / "runs"
+    rows = []
+    for name, ids in edition.run_ids(profile).items():
+        done = [rid for rid in ids if (runs_root / rid / "manifest.json").is_file()]
+        started = [rid for rid in ids if (runs_root / rid / "checkpoint.pt").is_file() and rid not in done]
+        if name in record["parts"]:
+            state = "shipped"
+        elif len(done) == len(ids):
+            state = "trained here"
+        elif done or started:
+            epochs = sorted({_epoch(runs_root / rid) for rid in started})
+            state = f"partly here: {len(done)} of {len(ids)} runs finished" + (
+                f", the others at epoch {', '.join(map(str, epochs))}" if epochs else "")
+        else:
+            state = "missing"
+        hours = (bill or {}).get("after", {}).get(name, {}).get("total_s")
+        rows.append({"group": name, "runs": len(ids), "state": state,
+                     "projected_hours": None if hours is None else round(hours / 3600, 2),
+                     **({"part": record["parts"][name]} if name in record["parts"] else {})})
+    return rows
+
+
+def _epoch(run: Path) -> int:
+    try:
+        return int(read_checkpoint(run / "checkpoint.pt")["state"]["epoch"])
+    except Exception:  # noqa: BLE001 - a checkpoint being rewritten right now: unknown
+        return -1

@@ -1,0 +1,125 @@
+"""An edition in parts: a group exported as a verified archive, installed elsewhere, refused when
+damaged or made by other code; the groups `train all --group` selects; the shipped paper parts
+belong to this checkout's training code (the campaign's freeze)."""
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mnistgen import edition, parts, runs
+from mnistgen.config import make_config
+from mnistgen.transfer import TransferError
+
+REPO = Path(__file__).resolve().parents[1]
+SWEEP = "gan batch_size=64"
+
+
+def test_the_shipped_paper_parts_were_trained_by_this_code():
+    """While the paper campaign is open, the modules a run id hashes stay as they are: every part
+    in editions/paper was made by this checkout's training code, with this code's run ids, and
+    its archive is byte for byte what parts.json recorded."""
+    record = parts.read_parts("paper")
+    if not record["parts"]:
+        pytest.skip("no part of the paper edition is shipped yet")
+    assert record["code_version"] == runs.code_version(), (
+        f"editions/paper holds parts of training code {record['code_version']}, this checkout's is "
+        f"{runs.code_version()}: a change to a module the run id hashes (runs.TRAINING_SOURCES) orphans them")
+    ids = edition.run_ids("paper")
+    for name, entry in record["parts"].items():
+        assert entry["runs"] == ids[name], name
+        blob = (parts.parts_dir("paper") / entry["file"]).read_bytes()
+        assert hashlib.sha256(blob).hexdigest() == entry["sha256"] and len(blob) == entry["bytes"], entry["file"]
+
+
+def test_a_group_with_a_gan_brings_its_judge_and_an_unknown_group_is_named():
+    assert list(edition.select_groups("smoke", ["acgan"])) == ["classifier arch=lenet", "acgan"]
+    assert list(edition.select_groups("smoke", ["vae"])) == ["vae"]
+    objective = "gan objective saturating=False k=1"  # no quality checks while training: no judge
+    assert list(edition.select_groups("smoke", [objective])) == [objective]
+    with pytest.raises(ValueError, match=r"no group 'gan beta1=0.5'; its groups: classifier arch=lenet; "):
+        edition.select_groups("smoke", ["gan beta1=0.5"])
+    r = subprocess.run([sys.executable, "-m", "mnistgen", "train", "all", "--profile", "smoke", "--group", "nope"],
+                       capture_output=True, text=True, cwd=REPO)
+    assert r.returncode != 0 and "no group 'nope'" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.fixture(scope="module")
+def sweep_part(tmp_path_factory):
+    """The smoke sweep's batch-64 group (two beta1 values x two seeds, one batch), trained and exported."""
+    ev = make_config("evaluation", "smoke")
+    groups = edition.profile_groups("smoke", ev)
+    for name in ("classifier arch=lenet", SWEEP):
+        assert "done" in edition.train_group("smoke", groups[name])
+    root = tmp_path_factory.mktemp("editions")
+    entry = parts.export_part("smoke", SWEEP, root, log=lambda _: None)
+    return root, entry
+
+
+@pytest.mark.slow
+def test_a_group_ships_as_a_part_that_installs_elsewhere_and_loads_its_generators(sweep_part, tmp_path):
+    root, entry = sweep_part
+    record = parts.read_parts("smoke", root)
+    blob = (root / "smoke" / entry["file"]).read_bytes()
+    assert entry["file"] == "gan-batch_size-64.tar.gz" and record["code_version"] == runs.code_version()
+    assert hashlib.sha256(blob).hexdigest() == entry["sha256"] and entry["runs"] == edition.run_ids("smoke")[SWEEP]
+    ev = make_config("evaluation", "smoke")
+    members = edition.group_members("smoke", edition.profile_groups("smoke", ev)[SWEEP], ev)
+    assert [(c.beta1, c.seed) for c in members] == [(0.5, 0), (0.5, 1), (0.9, 0), (0.9, 1)]
+    policy = parts.shipped_weights("smoke", SWEEP)
+    # every seed's generator (the pick's seeds are scored later), snapshots of each setting's first seed
+    assert [policy[r] for r in entry["runs"]] == [(("G",), True), (("G",), False), (("G",), True), (("G",), False)]
+
+    laptop = tmp_path / "laptop"
+    assert parts.import_parts("smoke", root, laptop, log=lambda _: None) == [SWEEP]
+    judge = runs.get_run(make_config("classifier", "smoke", arch="lenet"), "smoke")  # names the runs' ids
+    shipped = runs.get_member_runs(members, "smoke", judge=judge, results_root=laptop)
+    trained = runs.get_member_runs(members, "smoke", judge=judge)
+    for a, b in zip(shipped, trained):
+        assert a.cached and set(a.models) == {"G"} and not (a.path / "checkpoint.pt").exists()
+        for p, q in zip(a.models["G"].parameters(), b.models["G"].parameters()):
+            assert torch.equal(p, q)
+        assert a.history == b.history
+    rows = {r["group"]: r["state"] for r in parts.status("smoke", root, laptop)}
+    assert rows[SWEEP] == "shipped" and rows["vae"] == "missing"
+
+
+@pytest.mark.slow
+def test_a_damaged_part_or_a_part_of_other_code_is_refused_before_anything_is_installed(sweep_part, tmp_path,
+                                                                                         monkeypatch):
+    root, entry = sweep_part
+    damaged = tmp_path / "damaged"
+    (damaged / "smoke").mkdir(parents=True)
+    blob = bytearray((root / "smoke" / entry["file"]).read_bytes())
+    blob[len(blob) // 2] ^= 1
+    (damaged / "smoke" / entry["file"]).write_bytes(bytes(blob))
+    (damaged / "smoke" / parts.PARTS_FILE).write_text((root / "smoke" / parts.PARTS_FILE).read_text())
+    laptop = tmp_path / "laptop"
+    with pytest.raises(TransferError, match="does not match its SHA-256 in parts.json"):
+        parts.import_parts("smoke", damaged, laptop, log=lambda _: None)
+    assert not (laptop / "smoke" / "runs").exists()
+
+    ids = edition.run_ids("smoke")
+    monkeypatch.setattr(edition, "run_ids", lambda profile: {**ids, SWEEP: [r + "x" for r in ids[SWEEP]]})
+    with pytest.raises(TransferError, match=r"trained by other code or settings than this checkout's .* "
+                                            r"Retrain it: `mnistgen train all --profile smoke --group 'gan batch_size=64'`"):
+        parts.import_parts("smoke", root, laptop, log=lambda _: None)
+    assert not (laptop / "smoke" / "runs").exists()
+
+
+@pytest.mark.slow
+def test_a_part_of_other_training_code_is_not_added_to_the_shipped_ones(sweep_part, tmp_path, monkeypatch):
+    root, _ = sweep_part
+    other = tmp_path / "editions"
+    (other / "smoke").mkdir(parents=True)
+    record = parts.read_parts("smoke", root)
+    (other / "smoke" / parts.PARTS_FILE).write_text(json.dumps({**record, "code_version": "0123456789ab"}))
+    with pytest.raises(TransferError, match="trained by code 0123456789ab, this checkout's training code is"):
+        parts.export_part("smoke", SWEEP, other, log=lambda _: None)
+    monkeypatch.setattr(parts, "RESULTS_ROOT", tmp_path / "empty")
+    with pytest.raises(TransferError, match=r"group 'vae z_dim=2' of profile 'smoke' is not trained here \(2 of 2 runs"):
+        parts.export_part("smoke", "vae z_dim=2", tmp_path / "fresh", log=lambda _: None)
