@@ -412,10 +412,15 @@ if profile == "paper":
 elif (EDITIONS_DIR / "paper.tar.gz").is_file():
     where = (f"The paper's scale ({paper_scale}) is the paper edition, shipped with the code: "
              "make book PROFILE=paper renders it without training.")
-else:
-    where = (f"The paper's scale ({paper_scale}) is the paper edition, a GPU's work that is not shipped "
-             "with this code yet (README, \"Editions and results bundles\"); these numbers are the " + profile
-             + " profile's.")
+else:  # trained on CPU a group at a time (hours each), shipped in parts: say how far it is
+    from mnistgen import edition, parts  # noqa: E402
+
+    shipped = parts.read_parts("paper")["parts"]
+    n_groups = len(edition.profile_groups("paper", make_config("evaluation", "paper")))
+    where = (f"The paper's scale ({paper_scale}) is the paper edition, trained on CPU a group of runs at a time "
+             f"and shipped in parts: {len(shipped)} of {n_groups} groups of runs shipped so far"
+             + (f" ({', '.join(shipped)})" if shipped else "") + " (README, \"Editions and results bundles\"); "
+             "these numbers are the " + profile + " profile's.")
 report.glue_text("find_paper", where)
 report.glue_text("find_rank_short", "the two order the models the same way" if orders[names[0]][0] == orders[names[-1]][0]
                  else "here they order the models differently")
