@@ -106,17 +106,7 @@ def export(profile: str, out: Path | None = None, log: Callable[[str], None] = p
                           f"`mnistgen train all --profile {profile}` first")
     edition.measure(profile, log=log)  # cached ones are read, missing ones computed (no deadline)
     policy = shipped_weights(profile)
-    files: dict[str, bytes] = {}
-    manifests = []
-    for group, rs in ids.items():
-        for rid in rs:
-            d = root / "runs" / rid
-            for f in sorted(d.iterdir()):
-                if f.name in ("manifest.json", "history.json") or (f.name.startswith(METRIC_CACHES) and f.suffix == ".json"):
-                    files[f"runs/{rid}/{f.name}"] = f.read_bytes()
-            models, snapshots = policy[rid]
-            files[f"runs/{rid}/{SHIPPED_WEIGHTS}"] = shipped_bytes(read_checkpoint(d / "checkpoint.pt"), models, snapshots)
-            manifests.append(json.loads((d / "manifest.json").read_text()))
+    files, manifests = run_files(root / "runs", [rid for rs in ids.values() for rid in rs], policy)
     meta = {"format": BUNDLE_FORMAT, "profile": profile, "runs": ids,
             "shipped": {rid: {"models": list(m), "snapshots": s} for rid, (m, s) in policy.items()},
             "provenance": provenance(profile, manifests, root)}
@@ -127,6 +117,23 @@ def export(profile: str, out: Path | None = None, log: Callable[[str], None] = p
     size = out.stat().st_size
     log(f"bundle: {out} ({size / 2**20:.2f} MiB, {sum(len(r) for r in ids.values())} runs, {len(files)} files)")
     return {"path": str(out), "bytes": size, "runs": sum(len(r) for r in ids.values()), "files": len(files)}
+
+
+def run_files(runs_root: Path, rids: list[str], policy: dict[str, tuple[tuple[str, ...], bool]]
+              ) -> tuple[dict[str, bytes], list[dict[str, Any]]]:
+    """The members a bundle (or a part) holds for the finished runs ``rids``: each run's manifest,
+    history and cached metrics, and the weights ``policy`` says it ships; with the manifests."""
+    files: dict[str, bytes] = {}
+    manifests = []
+    for rid in rids:
+        d = runs_root / rid
+        for f in sorted(d.iterdir()):
+            if f.name in ("manifest.json", "history.json") or (f.name.startswith(METRIC_CACHES) and f.suffix == ".json"):
+                files[f"runs/{rid}/{f.name}"] = f.read_bytes()
+        models, snapshots = policy[rid]
+        files[f"runs/{rid}/{SHIPPED_WEIGHTS}"] = shipped_bytes(read_checkpoint(d / "checkpoint.pt"), models, snapshots)
+        manifests.append(json.loads((d / "manifest.json").read_text()))
+    return files, manifests
 
 
 def provenance(profile: str, manifests: list[dict[str, Any]], root: Path) -> dict[str, Any]:

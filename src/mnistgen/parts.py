@@ -37,11 +37,10 @@ from pathlib import Path
 from typing import Any
 
 from . import edition
-from .bundle import EDITIONS_DIR, _write_tar, code_changes, provenance
+from .bundle import EDITIONS_DIR, _write_tar, code_changes, provenance, run_files
 from .config import make_config
-from .runs import (RESULTS_ROOT, SHIPPED_WEIGHTS, atomic_write_bytes, atomic_write_json, code_version,
-                   read_checkpoint, results_dir, shipped_bytes)
-from .transfer import METRIC_CACHES, SUMS, TransferError, _install_runs, _stage
+from .runs import RESULTS_ROOT, atomic_write_bytes, atomic_write_json, code_version, read_checkpoint, results_dir
+from .transfer import SUMS, TransferError, _install_runs, _stage
 
 PARTS_FILE = "parts.json"
 PART_FILE = "part.json"
@@ -120,16 +119,7 @@ def export_part(profile: str, name: str, root: Path = EDITIONS_DIR,
                             f"{' ...' if len(missing) > 3 else ''}); run `mnistgen train all --profile {profile} "
                             f"--group {name!r}` first")
     policy = shipped_weights(profile, name)
-    files: dict[str, bytes] = {}
-    manifests = []
-    for rid in ids:
-        d = runs_root / rid
-        for f in sorted(d.iterdir()):
-            if f.name in ("manifest.json", "history.json") or (f.name.startswith(METRIC_CACHES) and f.suffix == ".json"):
-                files[f"runs/{rid}/{f.name}"] = f.read_bytes()
-        models, snapshots = policy[rid]
-        files[f"runs/{rid}/{SHIPPED_WEIGHTS}"] = shipped_bytes(read_checkpoint(d / "checkpoint.pt"), models, snapshots)
-        manifests.append(json.loads((d / "manifest.json").read_text()))
+    files, manifests = run_files(runs_root, ids, policy)
     meta = {"format": PART_FORMAT, "profile": profile, "group": name, "runs": ids,
             "shipped": {rid: {"models": list(m), "snapshots": s} for rid, (m, s) in policy.items()},
             "provenance": provenance(profile, manifests, results_dir(profile, RESULTS_ROOT))}
