@@ -4,6 +4,7 @@ belong to this checkout's training code (the campaign's freeze)."""
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,17 @@ def test_a_group_with_a_gan_brings_its_judge_and_an_unknown_group_is_named():
     r = subprocess.run([sys.executable, "-m", "mnistgen", "train", "all", "--profile", "smoke", "--group", "nope"],
                        capture_output=True, text=True, cwd=REPO)
     assert r.returncode != 0 and "no group 'nope'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_edition_status_lists_every_group_with_its_state(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "mnistgen", "edition", "status", "--profile", "smoke"],
+                       capture_output=True, text=True, cwd=REPO, env={**os.environ, "MNISTGEN_RESULTS": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    groups = edition.profile_groups("smoke", make_config("evaluation", "smoke"))
+    lines = [line.strip() for line in r.stdout.splitlines() if line.startswith("  ")]
+    assert [line.split("  ")[0] for line in lines] == list(groups)
+    assert all(line.endswith("missing") for line in lines)  # nothing trained in an empty results folder
+    assert r.stdout.splitlines()[-1] == f"0 of {len(groups)} groups shipped (0.0 MiB)"
 
 
 @pytest.fixture(scope="module")

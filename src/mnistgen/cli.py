@@ -322,7 +322,8 @@ def cmd_bundle(args: argparse.Namespace) -> None:
 def cmd_edition(args: argparse.Namespace) -> None:
     from . import parts
 
-    rows = parts.status(args.profile, bill=parts.measured_bill())
+    # the measured bill (benchmarks/cpu_bill.py) times the paper profile's groups
+    rows = parts.status(args.profile, bill=parts.measured_bill() if args.profile == "paper" else None)
     record = parts.read_parts(args.profile)
     print(f"profile {args.profile!r}: {len(rows)} groups; parts in {parts.parts_dir(args.profile)} "
           f"(training code {record['code_version'] or 'none yet'}, this checkout's {code_version()})")
