@@ -135,3 +135,21 @@ def test_a_part_of_other_training_code_is_not_added_to_the_shipped_ones(sweep_pa
     monkeypatch.setattr(parts, "RESULTS_ROOT", tmp_path / "empty")
     with pytest.raises(TransferError, match=r"group 'vae z_dim=2' of profile 'smoke' is not trained here \(2 of 2 runs"):
         parts.export_part("smoke", "vae z_dim=2", tmp_path / "fresh", log=lambda _: None)
+
+
+@pytest.mark.slow
+def test_an_objective_part_ships_its_metrics_and_only_its_first_seeds_generator(tmp_path):
+    """The objective chapter scores every seed's final samples; the part carries those numbers
+    (computed at export, the chapters' own call), so it ships only the generator its figure draws."""
+    name = "gan objective saturating=False k=1"
+    group = edition.profile_groups("smoke", make_config("evaluation", "smoke"))[name]
+    assert "done" in edition.train_group("smoke", group)
+    entry = parts.export_part("smoke", name, tmp_path, log=lambda _: None)
+    import tarfile
+
+    with tarfile.open(tmp_path / "smoke" / entry["file"]) as tar:
+        names = tar.getnames()
+        meta = json.loads(tar.extractfile("part.json").read())
+    for i, rid in enumerate(entry["runs"]):
+        assert any(n.startswith(f"runs/{rid}/metrics-") for n in names), rid
+        assert meta["shipped"][rid] == {"models": ["G"] if i == 0 else [], "snapshots": i == 0}

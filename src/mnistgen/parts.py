@@ -15,8 +15,9 @@ What a part ships: the weights the edition's metrics and figures still need once
 trained them is gone. The GAN-family and VAE groups ship every seed's generator or VAE (the sweep's
 pick, whose seeds the evaluation chapter scores, is known only when both sweep groups are in; the
 VAE's likelihood is computed over every seed), the classifier groups their network, the objective
-runs and the IWAE rows only their first seed's generator (their figures) and nothing (numbers and
-curves), with the fixed-noise snapshots of each setting's first seed.
+runs their first seed's generator (their figure; their metrics are computed at export,
+``own_metrics``) and the IWAE rows nothing (numbers and curves), with the fixed-noise snapshots of
+each setting's first seed.
 
 Import checks each archive against ``parts.json`` and each member against the part's own sums,
 and refuses a part whose run ids this code would not compute (another training code or profile),
@@ -39,7 +40,8 @@ from typing import Any
 from . import edition
 from .bundle import EDITIONS_DIR, _write_tar, code_changes, provenance, run_files
 from .config import make_config
-from .runs import RESULTS_ROOT, atomic_write_bytes, atomic_write_json, code_version, read_checkpoint, results_dir
+from .runs import (RESULTS_ROOT, atomic_write_bytes, atomic_write_json, code_version, get_member_runs, read_checkpoint,
+                   results_dir)
 from .transfer import SUMS, TransferError, _install_runs, _stage
 
 PARTS_FILE = "parts.json"
@@ -93,6 +95,24 @@ def shipped_weights(profile: str, name: str) -> dict[str, tuple[tuple[str, ...],
     return out
 
 
+def own_metrics(profile: str, name: str) -> list[tuple[str, Callable[[], Any]]]:
+    """The metrics of ``edition.metric_steps`` that group ``name`` needs alone (with the yardsticks),
+    as the same calls, so they land in the cache files the chapters read: computed when its part
+    is exported, so the part need not ship the weights behind them. The objective runs' final
+    samples judged by the first yardstick; the other groups' metrics wait for the edition (the
+    sweep's pick, the evaluation chapter's models) and ship their weights instead."""
+    from . import evaluate
+
+    ev = make_config("evaluation", profile)
+    group = edition.profile_groups(profile, ev)[name]
+    if group["model"] != "gan" or not group.get("log_steps"):
+        return []
+    first = evaluate.classifier_run(profile, ev.yardsticks[0], ev.device)
+    rs = get_member_runs(edition.group_members(profile, group, ev), profile, log_steps=True)
+    return [(f"objective run {r.path.name}: samples judged by {ev.yardsticks[0]}",
+             lambda r=r: evaluate.sample_metrics(r, ev, first, parzen=False)) for r in rs]
+
+
 def export_part(profile: str, name: str, root: Path = EDITIONS_DIR,
                 log: Callable[[str], None] = print) -> dict[str, Any]:
     """Write group ``name``'s part and record it in ``parts.json``; every run must be finished here.
@@ -118,6 +138,8 @@ def export_part(profile: str, name: str, root: Path = EDITIONS_DIR,
                             f"{len(ids)} runs unfinished in {runs_root}: {', '.join(missing[:3])}"
                             f"{' ...' if len(missing) > 3 else ''}); run `mnistgen train all --profile {profile} "
                             f"--group {name!r}` first")
+    for _, compute in own_metrics(profile, name):  # cached: a second export computes nothing
+        compute()
     policy = shipped_weights(profile, name)
     files, manifests = run_files(runs_root, ids, policy)
     meta = {"format": PART_FORMAT, "profile": profile, "group": name, "runs": ids,
