@@ -155,8 +155,8 @@ def export_part(profile: str, name: str, root: Path = EDITIONS_DIR,
     record["code_version"] = ours
     record["parts"][name] = {"file": out.name, "sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob),
                              "runs": ids, "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                             "training_seconds": meta["provenance"]["training_seconds_sum"],
-                             "wall_seconds": max(m["session_seconds"] for m in manifests),
+                             # the group trains as one batch: its members share one wall time
+                             "training_wall_seconds": max(m["wall_seconds"] for m in manifests),
                              "device_name": meta["provenance"]["device_name"]}
     record["parts"] = dict(sorted(record["parts"].items()))
     atomic_write_json(parts_dir(profile, root) / PARTS_FILE, record)
