@@ -367,8 +367,9 @@ def get_member_runs(cfgs: list[TrainConfig], profile: str, *, judge: Run | None 
                     deadline: float | None = None) -> list[Run]:
     """One finished run per configuration of ``cfgs``, which may differ in ``state.MEMBER_FIELDS``
     only (seeds, and Adam's betas: the GAN sweep's beta1 values at one batch size): as
-    :func:`get_runs`, with every run that is missing trained in one batch. A run's id, files and
-    numbers are the same whichever runs shared its batch."""
+    :func:`get_runs`, with every run that is missing trained in one batch. A run's id and files are
+    the same whichever runs shared its batch; its numbers agree to rounding (other batch widths
+    round differently: the float64 oracle in tests/test_runs.py), so a run is trained once."""
     try:
         training.check_members(cfgs)
     except ValueError as e:
