@@ -58,6 +58,11 @@ def time_group(name: str, steps: int, repeats: int) -> dict[str, Any]:
     from mnistgen.runs import DATA_ROOT
 
     dev = torch.device("cpu")
+    try:  # train() flushes subnormals in every thread (numerics.py); the epochs timed here skip train()
+        from mnistgen.numerics import flush_subnormals
+        flush_subnormals()
+    except ImportError:  # code before it (the baseline): IEEE subnormals, as it trained
+        pass
     ev = make_config("evaluation", "paper")
     group = edition.profile_groups("paper", ev)[name]
     if hasattr(edition, "group_members"):

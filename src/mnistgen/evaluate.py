@@ -28,6 +28,7 @@ from .data import VALIDATION_SIZE, load_mnist, to_unit
 from .runs import (DATA_ROOT, RESULTS_ROOT, Run, RunBusy, atomic_write_bytes, atomic_write_json, code_version,
                    exclusive, get_member_runs, get_run, get_runs, installed_bundle)
 from .evaluators import binarized_test_set
+from .numerics import flush_subnormals
 from .train import to_uint8
 
 EVAL_SEED = 31337  # the noise behind every model's judged samples
@@ -140,7 +141,7 @@ def generate(run: Run, n: int, seed: int = EVAL_SEED, batch_size: int = 5000) ->
 
 # The code behind a cached metric, besides the run it judges (whose id covers its training code):
 # sampling and the metric recipes (this file), the estimators, data loading and test subsets.
-METRIC_SOURCES = ("evaluate.py", "metrics.py", "evaluators.py", "data.py", "models")
+METRIC_SOURCES = ("evaluate.py", "metrics.py", "evaluators.py", "data.py", "numerics.py", "models")
 
 
 def _cache_key(ev: EvalConfig, clf: Run, what: str) -> str:
@@ -157,6 +158,7 @@ def _cached(path: Path, compute) -> dict[str, Any]:
     with exclusive(path.with_name(f".{path.name}.lock"), path.name):  # chapters rendered in parallel share these
         if path.is_file():
             return json.loads(path.read_text())
+        flush_subnormals()  # as in training: the same numbers, and no slow subnormals (numerics.py)
         value = compute()
         atomic_write_json(path, value)
         return value

@@ -60,7 +60,7 @@ REPO_DIR = PACKAGE_DIR.parents[1]
 # its pieces, the GPU path, and the metrics recorded during training (the sweep picks from them).
 # Plots, the CLI, caching (this file) and the evaluation of finished runs do not.
 TRAINING_SOURCES = ("data.py", "losses.py", "train.py", "state.py", "steps.py", "schedules.py", "graphs.py",
-                    "evaluators.py", "metrics.py", "optim.py", "models")
+                    "evaluators.py", "metrics.py", "optim.py", "numerics.py", "models")
 CHECKPOINT_FORMAT = 3  # 3: 2 (one seed's state of a seed-batched training) behind a SHA-256 header
 CHECKPOINT_MAGIC = b"MNISTGEN-CKPT-3\n"  # then 32 bytes of SHA-256 over everything after them
 SHIPPED_WEIGHTS = "weights.pt"  # a bundle's run: the weights it ships (see the module docstring)

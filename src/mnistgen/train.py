@@ -18,6 +18,7 @@ from tqdm import tqdm
 from .config import ACGANConfig, GANConfig, TrainConfig
 from .data import MNISTTensors
 from .graphs import DeviceEpoch
+from .numerics import flush_subnormals
 from .models import select_seed  # noqa: F401 - re-exported
 from .schedules import BURDA_EPOCHS, burda_boundaries, burda_stage  # noqa: F401 - re-exported
 from .state import (DeviceError, TrainState, adam_betas, build_models, check_members,  # noqa: F401 - re-exported
@@ -125,6 +126,7 @@ def train(cfg: TrainConfig, st: TrainState, data: MNISTTensors, *,
     time (a fresh run's first epoch starts if the deadline is still ahead); otherwise TimeLimitReached.
     """
     device = st.device
+    flush_subnormals()  # trained models make subnormals; every CPU thread must flush them (numerics.py)
     x, y = prepare(cfg, data, device)
     if st.epoch == 0 and (init := FAMILIES[cfg.model].init_from_data) is not None:
         init(st, cfg, x)  # deterministic in the data: a run resumed from epoch 0 gets the same start
