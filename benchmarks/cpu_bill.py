@@ -44,8 +44,10 @@ REPO = Path(__file__).resolve().parents[1]
 BASELINE = "187e198"  # the code before the CPU-speed work (issue 32): one batch per sweep setting
 
 
-def time_group(name: str, steps: int, repeats: int) -> dict[str, Any]:
-    """Time group ``name`` of the paper profile with whatever ``mnistgen`` is first on the path."""
+def time_group(name: str, steps: int, repeats: int, profile: str = "paper",
+               seeds: list[int] | None = None) -> dict[str, Any]:
+    """Time group ``name`` of ``profile`` with whatever ``mnistgen`` is first on the path;
+    ``seeds``: other seeds than the profile's (the IWAE schedule is chosen by seeds x epochs)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -63,13 +65,15 @@ def time_group(name: str, steps: int, repeats: int) -> dict[str, Any]:
         flush_subnormals()
     except ImportError:  # code before it (the baseline): IEEE subnormals, as it trained
         pass
-    ev = make_config("evaluation", "paper")
-    group = edition.profile_groups("paper", ev)[name]
+    ev = make_config("evaluation", profile)
+    group = edition.profile_groups(profile, ev)[name]
     if hasattr(edition, "group_members"):
-        members = edition.group_members("paper", group, ev)
+        members = edition.group_members(profile, group, ev)
     else:  # code before members: one configuration and its seeds
-        cfg, seeds = edition.group_config("paper", group, ev)
-        members = [dataclasses.replace(cfg, seed=s) for s in seeds]
+        cfg, profile_seeds = edition.group_config(profile, group, ev)
+        members = [dataclasses.replace(cfg, seed=s) for s in profile_seeds]
+    if seeds is not None:
+        members = [dataclasses.replace(members[0], seed=s) for s in seeds]
     full = members[0]
     cfgs = [dataclasses.replace(c, n_train=steps * full.batch_size, device="cpu") for c in members]
     init = getattr(train, "init_members", None)
@@ -110,7 +114,7 @@ def time_group(name: str, steps: int, repeats: int) -> dict[str, Any]:
         snap_s = time.perf_counter() - t0
     steps_per_epoch = -(-(60_000 - full.validation if full.n_train is None else full.n_train) // full.batch_size)
     total = full.epochs * (steps_per_epoch * ms / 1000 + snap_s) + n_evals * eval_s
-    return {"group": name, "members": len(members), "batch_size": full.batch_size, "epochs": full.epochs,
+    return {"group": name, "profile": profile, "members": len(members), "batch_size": full.batch_size, "epochs": full.epochs,
             "steps_per_epoch": steps_per_epoch, "ms_per_step": round(ms, 3),
             "ms_per_step_runs": [round(1000 * t / steps, 3) for t in times], "gflop_per_step": round(gflop, 4),
             "achieved_gflops": round(gflop / ms * 1000, 1), "matmul_ceiling_gflops": round(ceiling, 1),

@@ -60,6 +60,18 @@ def test_edition_status_lists_every_group_with_its_state(tmp_path):
     assert r.stdout.splitlines()[-1] == f"0 of {len(groups)} groups shipped (0.0 MiB)"
 
 
+def test_status_projects_an_iwae_row_from_its_timed_epoch_and_only_with_as_many_seeds(tmp_path):
+    ev = make_config("evaluation", "smoke")
+    name = next(n for n in edition.profile_groups("smoke", ev) if n.startswith("iwae"))
+    members = edition.group_members("smoke", edition.profile_groups("smoke", ev)[name], ev)
+    timed = {"steps_per_epoch": 600, "ms_per_step": 50.0, "eval_s": 6.0}  # 36 s an epoch
+    cost = {"rows": {name: {f"smoke_{len(members)}_seeds": timed}}}
+    rows = {r["group"]: r for r in parts.status("smoke", tmp_path, tmp_path, iwae_cost=cost)}
+    assert rows[name]["projected_hours"] == round(members[0].epochs * 36 / 3600, 2)
+    other = {"rows": {name: {f"smoke_{len(members) + 1}_seeds": timed}}}  # timed with other seeds: no claim
+    assert {r["group"]: r for r in parts.status("smoke", tmp_path, tmp_path, iwae_cost=other)}[name]["projected_hours"] is None
+
+
 @pytest.fixture(scope="module")
 def sweep_part(tmp_path_factory):
     """The smoke sweep's batch-64 group (two beta1 values x two seeds, one batch), trained and exported."""

@@ -323,7 +323,9 @@ def cmd_edition(args: argparse.Namespace) -> None:
     from . import parts
 
     # the measured bill (benchmarks/cpu_bill.py) times the paper profile's groups
-    rows = parts.status(args.profile, bill=parts.measured_bill() if args.profile == "paper" else None)
+    paper = args.profile == "paper"
+    rows = parts.status(args.profile, bill=parts.measured_bill() if paper else None,
+                        iwae_cost=parts.measured("iwae-cost") if paper else None)
     record = parts.read_parts(args.profile)
     print(f"profile {args.profile!r}: {len(rows)} groups; parts in {parts.parts_dir(args.profile)} "
           f"(training code {record['code_version'] or 'none yet'}, this checkout's {code_version()})")

@@ -228,18 +228,26 @@ def import_parts(profile: str, root: Path = EDITIONS_DIR, results_root: Path = R
 MEASURED_DIR = EDITIONS_DIR.parent / "benchmarks" / "measured"
 
 
-def measured_bill(measured: Path = MEASURED_DIR) -> dict[str, Any] | None:
-    """The newest committed CPU bill (``benchmarks/measured/cpu-bill-*.json``, written from ``make bench``)."""
-    files = sorted(Path(measured).glob("cpu-bill-*.json"))
+def measured(prefix: str, folder: Path = MEASURED_DIR) -> dict[str, Any] | None:
+    """The newest committed measurement ``benchmarks/measured/<prefix>-<date>.json``, or None."""
+    files = sorted(Path(folder).glob(f"{prefix}-*.json"))
     return json.loads(files[-1].read_text()) if files else None
 
 
+def measured_bill(folder: Path = MEASURED_DIR) -> dict[str, Any] | None:
+    """The newest committed CPU bill (``benchmarks/measured/cpu-bill-*.json``, written from ``make bench``)."""
+    return measured("cpu-bill", folder)
+
+
 def status(profile: str, root: Path = EDITIONS_DIR, results_root: Path = RESULTS_ROOT,
-           bill: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+           bill: dict[str, Any] | None = None, iwae_cost: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every group of ``profile``: shipped (a part in parts.json), trained here (every run finished in
     the results folder), partly here (the epochs its checkpoints reached) or missing; with its
-    projected CPU hours where ``bill`` (``benchmarks/cpu_bill.py``'s result) has the group."""
+    projected CPU hours where ``bill`` (``benchmarks/cpu_bill.py``'s result) has the group, or, for an
+    IWAE row, where ``iwae_cost`` (``benchmarks/iwae_cost.py``'s) timed an epoch of it with as many seeds."""
     record = read_parts(profile, root)
+    ev = make_config("evaluation", profile)
+    groups = edition.profile_groups(profile, ev)
     runs_root = results_dir(profile, results_root) / "runs"
     rows = []
     for name, ids in edition.run_ids(profile).items():
@@ -256,6 +264,10 @@ def status(profile: str, root: Path = EDITIONS_DIR, results_root: Path = RESULTS
         else:
             state = "missing"
         hours = (bill or {}).get("after", {}).get(name, {}).get("total_s")
+        timed = (iwae_cost or {}).get("rows", {}).get(name, {}).get(f"{profile}_{len(ids)}_seeds")
+        if hours is None and timed is not None:
+            epochs = edition.group_members(profile, groups[name], ev)[0].epochs
+            hours = epochs * (timed["steps_per_epoch"] * timed["ms_per_step"] / 1000 + timed["eval_s"])
         rows.append({"group": name, "runs": len(ids), "state": state,
                      "projected_hours": None if hours is None else round(hours / 3600, 2),
                      **({"part": record["parts"][name]} if name in record["parts"] else {})})
