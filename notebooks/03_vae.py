@@ -63,10 +63,11 @@ from IPython.display import Markdown, display
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from mnistgen import evaluate, plots, report
+from mnistgen import evaluate, parts, plots, report
 from mnistgen.config import make_config
 from mnistgen.data import load_mnist, to_unit
 from mnistgen.runs import DATA_ROOT
+from mnistgen.schedules import BURDA_EPOCHS
 from mnistgen.steps import train_size, updates
 from mnistgen.train import fixed_noise
 
@@ -203,7 +204,9 @@ display(Markdown(table))
 # quick profile) the rows are far from the published ones and say only that the pipeline runs;
 # `profiles/paper.yml` compresses the schedule to {glue:text}`iwae_paper_epochs` epochs and
 # `profiles/burda.yml` runs theirs in full, {glue:text}`iwae_burda_epochs` epochs (a GPU's work:
-# `mnistgen train all --profile burda`).
+# `mnistgen train all --profile burda`). {glue:text}`iwae_gap`
+#
+# **What the full protocol costs.** {glue:text}`iwae_bill`
 #
 # ```{glue:figure} iwae_k
 # :name: fig-iwae-k
@@ -246,6 +249,36 @@ report.glue_markdown("iwae_table", report.markdown_table(
      for r in iwae_rows]))
 report.glue_figure("iwae_k", plots.nll_vs_k(iwae_rows, {"Burda et al. (2016)": burda, "nbip/IWAE": nbip}), profile)
 
+# how far each row is from the published ones (this page's mean minus theirs)
+gaps = []
+for r in iwae_rows:
+    theirs_ = [(src, report.published_value(t, "test_nll", objective=r["objective"], k=r["k"]))
+               for src, t in (("Burda et al.", burda), ("nbip", nbip))]
+    theirs_ = [f"{r['test_nll'] - v:+.2f} from {src}" for src, v in theirs_ if v is not None]
+    if theirs_ and r.get("test_nll") is not None:
+        gaps.append(f"{names[r['objective']].split(' ')[0]} k = {r['k']}: " + ", ".join(theirs_))
+report.glue_text("iwae_gap", ("Distance to the published rows, this page's mean minus theirs (nats): "
+                              + "; ".join(gaps) + ".") if gaps else "")
+cost = parts.measured("iwae-cost")
+if cost is None:
+    report.glue_text("iwae_bill", "Not measured yet (`python -m benchmarks.iwae_cost`).")
+else:
+    k50 = cost["rows"]["iwae objective=iwae k=50"]
+    gpu = cost.get("burda_gpu_h")
+    report.glue_text("iwae_bill", (
+        f"Measured on a {cost['cpu']['torch_threads']}-thread CPU ({cost['cpu']['processor']}, {cost['date']}, "
+        f"`benchmarks/iwae_cost.py`): a step of the IWAE k = 50 row takes "
+        f"{k50['paper_3_seeds']['ms_per_step']:.0f} ms at batch 100 with 3 seeds "
+        f"({k50['paper_5_seeds']['ms_per_step']:.0f} ms with 5) and {k50['burda_3_seeds']['ms_per_step']:.0f} ms "
+        f"at Burda et al.'s batch 20 with 3 seeds. The five rows together fit {cost['budget_h']:g} h of that "
+        f"machine at {cost['paper_epochs_3_seeds']:,} epochs with 3 seeds ({cost['paper_epochs_5_seeds']:,} with 5), "
+        f"the bound the paper profile's schedule is chosen within. Burda et al.'s full protocol "
+        f"({BURDA_EPOCHS:,} epochs at batch 20, 3 seeds per row) would take {cost['burda_cpu_h']['one_machine']:,.0f} h "
+        f"there, {cost['burda_cpu_h']['dask_five_machines']:,.0f} h on a Dask cluster of five such machines (a row "
+        f"each: the k = 50 rows are the slowest)"
+        + (f", and at most {gpu['one_gpu_upper_bound']:,.0f} h on one NVIDIA H100 (its measured steps at batch "
+           "100, taken for batch 20's, whose steps are launch-bound)" if gpu else "") + "."))
+
 # %% [markdown]
 # ## Reconstructions, samples and interpolations
 #
@@ -279,6 +312,8 @@ report.glue_figure("iwae_k", plots.nll_vs_k(iwae_rows, {"Burda et al. (2016)": b
 # ```
 
 # %% tags=["hide-input"]
+# the yardstick first: if this chapter renders alone it trains it, and training needs gradients
+judge = evaluate.classifier_run(profile, ev.yardsticks[0], device=device)
 with torch.no_grad():
     x = to_unit(test.images[:20]).to(run.device)
     mu, _ = vae.encode(x)
@@ -297,7 +332,6 @@ with torch.no_grad():
     report.glue_figure("vae_interp", plots.image_rows(rows, labels), profile)
     # Do the reconstructions keep the digit? The first yardstick reads 1,000 random test digits and
     # their reconstructions (seed 0).
-    judge = evaluate.classifier_run(profile, ev.yardsticks[0], device=device)
     pick = torch.randperm(len(test.images), generator=torch.Generator().manual_seed(0))[:1000]
     xs = to_unit(test.images[pick]).to(run.device)
     rec = (torch.sigmoid(vae.decode(vae.encode(xs)[0])) * 255).round().to(torch.uint8).cpu()
