@@ -2,6 +2,7 @@
 damaged or made by other code; the groups `train all --group` selects; the shipped paper parts
 belong to this checkout's training code (the campaign's freeze)."""
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -165,3 +166,29 @@ def test_an_objective_part_ships_its_metrics_and_only_its_first_seeds_generator(
     for i, rid in enumerate(entry["runs"]):
         assert any(n.startswith(f"runs/{rid}/metrics-") for n in names), rid
         assert meta["shipped"][rid] == {"models": ["G"] if i == 0 else [], "snapshots": i == 0}
+
+
+@pytest.mark.slow
+def test_an_iwae_part_ships_its_rows_numbers_without_weights(tmp_path):
+    """An IWAE row ships no weights, so its export computes the numbers the IWAE table reads (each
+    seed's test NLL and active units, through evaluate.iwae_table's calls); once installed
+    elsewhere, the table's calls find them there, on runs that hold no network."""
+    from mnistgen import evaluate
+
+    name = next(n for n in edition.profile_groups("smoke", make_config("evaluation", "smoke")) if n.startswith("iwae"))
+    group = edition.profile_groups("smoke", make_config("evaluation", "smoke"))[name]
+    assert "done" in edition.train_group("smoke", group)
+    entry = parts.export_part("smoke", name, tmp_path, log=lambda _: None)
+    laptop = tmp_path / "laptop"
+    assert parts.import_parts("smoke", tmp_path, laptop, log=lambda _: None) == [name]
+
+    table = make_config("iwae_table", "smoke")
+    ev = dataclasses.replace(make_config("evaluation", "smoke"), nll_images=table.nll_images)
+    cfg = make_config("iwae", "smoke", objective=group["objective"], k=group["k"], device=ev.device)
+    here = runs.get_runs(cfg, "smoke", list(table.seeds))
+    there = runs.get_runs(cfg, "smoke", list(table.seeds), results_root=laptop)
+    assert [r.path.name for r in there] == entry["runs"]
+    for a, b in zip(there, here):
+        assert a.cached and not a.models and not (a.path / "checkpoint.pt").exists()
+        assert evaluate.vae_nll(a, ev) == evaluate.vae_nll(b, ev)
+        assert evaluate.active_units(a) == evaluate.active_units(b)

@@ -16,8 +16,8 @@ trained them is gone. The GAN-family and VAE groups ship every seed's generator 
 pick, whose seeds the evaluation chapter scores, is known only when both sweep groups are in; the
 VAE's likelihood is computed over every seed), the classifier groups their network, the objective
 runs their first seed's generator (their figure; their metrics are computed at export,
-``own_metrics``) and the IWAE rows nothing (numbers and curves), with the fixed-noise snapshots of
-each setting's first seed.
+``own_metrics``) and the IWAE rows no weights (their curves, and their test NLL and active units
+computed at export), with the fixed-noise snapshots of each setting's first seed.
 
 Import checks each archive against ``parts.json`` and each member against the part's own sums,
 and refuses a part whose run ids this code would not compute (another training code or profile),
@@ -26,6 +26,7 @@ naming the files that differ, before anything is installed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -40,8 +41,8 @@ from typing import Any
 from . import edition
 from .bundle import EDITIONS_DIR, _write_tar, code_changes, provenance, run_files
 from .config import make_config
-from .runs import (RESULTS_ROOT, atomic_write_bytes, atomic_write_json, code_version, get_member_runs, read_checkpoint,
-                   results_dir)
+from .runs import (RESULTS_ROOT, atomic_write_bytes, atomic_write_json, code_version, get_member_runs, get_runs,
+                   read_checkpoint, results_dir)
 from .transfer import SUMS, TransferError, _install_runs, _stage
 
 PARTS_FILE = "parts.json"
@@ -99,12 +100,24 @@ def own_metrics(profile: str, name: str) -> list[tuple[str, Callable[[], Any]]]:
     """The metrics of ``edition.metric_steps`` that group ``name`` needs alone (with the yardsticks),
     as the same calls, so they land in the cache files the chapters read: computed when its part
     is exported, so the part need not ship the weights behind them. The objective runs' final
-    samples judged by the first yardstick; the other groups' metrics wait for the edition (the
-    sweep's pick, the evaluation chapter's models) and ship their weights instead."""
+    samples judged by the first yardstick; the IWAE rows' test NLL and active units, per seed;
+    the other groups' metrics wait for the edition (the sweep's pick, the evaluation chapter's
+    models) and ship their weights instead."""
     from . import evaluate
 
     ev = make_config("evaluation", profile)
     group = edition.profile_groups(profile, ev)[name]
+    if group["model"] == "iwae":
+        # the IWAE rows ship no weights, so their numbers go with them: per run the NLL and the
+        # active units, through the calls (configuration, runs, settings) evaluate.iwae_table makes
+        table = make_config("iwae_table", profile)
+        ev_table = dataclasses.replace(ev, nll_images=table.nll_images)
+        cfg = make_config("iwae", profile, objective=group["objective"], k=group["k"], device=ev.device)
+        steps: list[tuple[str, Callable[[], Any]]] = []
+        for r in get_runs(cfg, profile, list(table.seeds)):
+            steps.append((f"{name} seed {r.cfg.seed}: NLL", lambda r=r: evaluate.vae_nll(r, ev_table)))
+            steps.append((f"{name} seed {r.cfg.seed}: active units", lambda r=r: evaluate.active_units(r)))
+        return steps
     if group["model"] != "gan" or not group.get("log_steps"):
         return []
     first = evaluate.classifier_run(profile, ev.yardsticks[0], ev.device)
@@ -138,8 +151,10 @@ def export_part(profile: str, name: str, root: Path = EDITIONS_DIR,
                             f"{len(ids)} runs unfinished in {runs_root}: {', '.join(missing[:3])}"
                             f"{' ...' if len(missing) > 3 else ''}); run `mnistgen train all --profile {profile} "
                             f"--group {name!r}` first")
-    for _, compute in own_metrics(profile, name):  # cached: a second export computes nothing
+    for label, compute in own_metrics(profile, name):  # cached: a second export computes nothing
+        t0 = time.perf_counter()
         compute()
+        log(f"metric: {label} ({time.perf_counter() - t0:.1f} s)")
     policy = shipped_weights(profile, name)
     files, manifests = run_files(runs_root, ids, policy)
     meta = {"format": PART_FORMAT, "profile": profile, "group": name, "runs": ids,
