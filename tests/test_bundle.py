@@ -243,6 +243,32 @@ def test_an_installed_bundle_trains_nothing_and_names_missing_weights(smoke_bund
         vae[1].models["vae"]
 
 
+def test_an_edition_assembled_from_its_parts_is_the_bundle_of_the_machine_that_trained_it(smoke_bundle, tmp_path):
+    """The paper edition is shipped a group at a time; `edition assemble` installs the parts on a
+    machine that trained none of it (runs with shipped weights, no checkpoint) and cuts the
+    edition's bundle from them: the members, weights and metrics of the bundle exported where
+    everything was trained, with the parts it was made of in its provenance."""
+    from mnistgen import parts
+
+    editions = tmp_path / "editions"
+    for name in edition.run_ids("smoke"):
+        parts.export_part("smoke", name, editions, log=lambda _: None)
+    laptop, out = tmp_path / "laptop", tmp_path / "assembled.tar.gz"
+    r = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from mnistgen import parts; "
+                        "parts.assemble('smoke', Path(sys.argv[1]), Path(sys.argv[2]))", str(editions), str(out)],
+                       env=_env(laptop), capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert not list((laptop / "smoke" / "runs").glob("*/checkpoint.pt"))
+    ours, theirs = _members(out), _members(smoke_bundle)
+    assert set(ours) == set(theirs)
+    differ = [n for n in ours if n not in (bundle.BUNDLE_FILE, bundle.SUMS) and ours[n] != theirs[n]]
+    assert differ == []
+    made_of = json.loads(ours[bundle.BUNDLE_FILE])["provenance"]["parts"]
+    record = parts.read_parts("smoke", editions)
+    assert made_of.keys() == record["parts"].keys() == edition.run_ids("smoke").keys()
+    assert all(made_of[n]["sha256"] == record["parts"][n]["sha256"] for n in made_of)
+
+
 def test_the_objective_chapter_default_is_the_editions(tmp_path):
     """edition.OBJECTIVE_EPOCHS and OBJECTIVE_STRONG_K name the objective chapter's runs: its notebook's defaults."""
     src = (REPO / "notebooks" / "01_gan_objective.py").read_text()

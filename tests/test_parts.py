@@ -192,3 +192,12 @@ def test_an_iwae_part_ships_its_rows_numbers_without_weights(tmp_path):
         assert a.cached and not a.models and not (a.path / "checkpoint.pt").exists()
         assert evaluate.vae_nll(a, ev) == evaluate.vae_nll(b, ev)
         assert evaluate.active_units(a) == evaluate.active_units(b)
+
+
+def test_an_edition_is_assembled_only_from_every_one_of_its_groups(tmp_path):
+    with pytest.raises(TransferError, match=r"groups of profile 'smoke' are not shipped in .*: classifier arch=lenet; "):
+        parts.assemble("smoke", tmp_path, tmp_path / "smoke.tar.gz", log=lambda _: None)
+    assert not (tmp_path / "smoke.tar.gz").exists()
+    r = subprocess.run([sys.executable, "-m", "mnistgen", "edition", "assemble", "--profile", "smoke"],
+                       capture_output=True, text=True, cwd=REPO, env={**os.environ, "MNISTGEN_RESULTS": str(tmp_path)})
+    assert r.returncode != 0 and "not shipped in" in r.stderr and "Traceback" not in r.stderr

@@ -89,17 +89,20 @@ def shipped_weights(profile: str) -> dict[str, tuple[tuple[str, ...], bool]]:
     return out
 
 
-def export(profile: str, out: Path | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+def export(profile: str, out: Path | None = None, log: Callable[[str], None] = print,
+           extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write the bundle of ``profile``'s edition (in ``RESULTS_ROOT``, where the chapters' calls
     look) to ``out`` (default ``editions/<profile>.tar.gz``).
 
-    Every run must be finished (else BundleError names them and the command that trains them);
-    metrics not yet cached are computed first (``edition.measure``). Returns a summary."""
+    Every run must be finished, trained here or installed from parts (else BundleError names them
+    and the command that trains them); metrics not yet cached are computed first
+    (``edition.measure``). ``extra``: more provenance (``parts.assemble``: the parts it was made
+    of). Returns a summary."""
     out = Path(out) if out is not None else EDITIONS_DIR / f"{profile}.tar.gz"
     root = results_dir(profile, RESULTS_ROOT)
     ids = edition.run_ids(profile)
-    missing = [rid for rs in ids.values() for rid in rs
-               if not (root / "runs" / rid / "manifest.json").is_file() or not (root / "runs" / rid / "checkpoint.pt").is_file()]
+    missing = [rid for rs in ids.values() for rid in rs if not (root / "runs" / rid / "manifest.json").is_file()
+               or not any((root / "runs" / rid / f).is_file() for f in ("checkpoint.pt", SHIPPED_WEIGHTS))]
     if missing:
         raise BundleError(f"{len(missing)} run(s) of profile {profile!r} are not trained in {root}: "
                           f"{', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}; run "
@@ -109,7 +112,7 @@ def export(profile: str, out: Path | None = None, log: Callable[[str], None] = p
     files, manifests = run_files(root / "runs", [rid for rs in ids.values() for rid in rs], policy)
     meta = {"format": BUNDLE_FORMAT, "profile": profile, "runs": ids,
             "shipped": {rid: {"models": list(m), "snapshots": s} for rid, (m, s) in policy.items()},
-            "provenance": provenance(profile, manifests, root)}
+            "provenance": {**provenance(profile, manifests, root), **(extra or {})}}
     files[BUNDLE_FILE] = (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()
     files[SUMS] = "".join(f"{hashlib.sha256(b).hexdigest()}  {name}\n" for name, b in sorted(files.items())).encode()
     atomic_write_bytes(out, lambda f: _write_tar(f, files))
@@ -131,9 +134,26 @@ def run_files(runs_root: Path, rids: list[str], policy: dict[str, tuple[tuple[st
             if f.name in ("manifest.json", "history.json") or (f.name.startswith(METRIC_CACHES) and f.suffix == ".json"):
                 files[f"runs/{rid}/{f.name}"] = f.read_bytes()
         models, snapshots = policy[rid]
-        files[f"runs/{rid}/{SHIPPED_WEIGHTS}"] = shipped_bytes(read_checkpoint(d / "checkpoint.pt"), models, snapshots)
+        files[f"runs/{rid}/{SHIPPED_WEIGHTS}"] = shipped_bytes(_weights_source(d, models, snapshots), models, snapshots)
         manifests.append(json.loads((d / "manifest.json").read_text()))
     return files, manifests
+
+
+def _weights_source(run: Path, models: tuple[str, ...], snapshots: bool) -> dict[str, Any]:
+    """The payload a run's shipped weights are cut from: its checkpoint where it was trained here,
+    else the ``weights.pt`` a part installed (an edition assembled from parts), which must hold
+    every model (and the snapshots) asked for: a smaller bundle is cut from a larger part."""
+    if (run / "checkpoint.pt").is_file():
+        return read_checkpoint(run / "checkpoint.pt")
+    if not (run / SHIPPED_WEIGHTS).is_file():
+        raise BundleError(f"run {run.name} has neither a checkpoint nor shipped weights in {run.parent}")
+    payload = read_checkpoint(run / SHIPPED_WEIGHTS)
+    lacking = sorted(set(models) - set(payload["state"]["models"]))
+    if lacking or (snapshots and not payload["state"]["snapshots"]):
+        what = ", ".join(lacking + (["its snapshots"] if snapshots and not payload["state"]["snapshots"] else []))
+        raise BundleError(f"run {run.name} was installed without {what}, which the bundle ships: its part "
+                          "did not carry them; retrain its group here, then export again")
+    return payload
 
 
 def provenance(profile: str, manifests: list[dict[str, Any]], root: Path) -> dict[str, Any]:

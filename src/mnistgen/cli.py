@@ -322,6 +322,12 @@ def cmd_bundle(args: argparse.Namespace) -> None:
 def cmd_edition(args: argparse.Namespace) -> None:
     from . import parts
 
+    if args.action == "assemble":
+        try:
+            parts.assemble(args.profile)
+        except parts.TransferError as e:
+            raise UsageError(str(e)) from None
+        return
     # the measured bill (benchmarks/cpu_bill.py) times the paper profile's groups
     paper = args.profile == "paper"
     rows = parts.status(args.profile, bill=parts.measured_bill() if paper else None,
@@ -420,6 +426,10 @@ def build_parser() -> argparse.ArgumentParser:
     esub = e.add_subparsers(dest="action", required=True)
     es = esub.add_parser("status", help="list every group of the profile with its state and projected CPU hours")
     es.add_argument("--profile", default="paper", choices=profiles)
+    ea = esub.add_parser("assemble", help="once every group is shipped: install the parts, compute every metric "
+                         "the chapters read and write the edition's bundle (editions/<profile>.tar.gz, which "
+                         "make book renders)")
+    ea.add_argument("--profile", default="paper", choices=profiles)
     e.set_defaults(func=cmd_edition)
 
     s = sub.add_parser("summary", help="print a profile's results (its metrics.json) as Markdown tables")

@@ -240,6 +240,28 @@ def import_parts(profile: str, root: Path = EDITIONS_DIR, results_root: Path = R
     return list(record["parts"])
 
 
+def assemble(profile: str, root: Path = EDITIONS_DIR, out: Path | None = None,
+             log: Callable[[str], None] = print) -> dict[str, Any]:
+    """The last step of an edition shipped in parts: once every group is in, install them all,
+    compute every metric the chapters read (``edition.measure``: the sweep's pick, the evaluation
+    chapter's models, the VAE's likelihood over every seed) and write the whole edition's bundle
+    (``bundle.export``, default ``editions/<profile>.tar.gz``), which ``make book`` renders from
+    without training or measuring anything. Its provenance lists the parts it was made of."""
+    from . import bundle
+
+    record = read_parts(profile, root)
+    ids = edition.run_ids(profile)
+    missing = [name for name in ids if name not in record["parts"]]
+    if missing:
+        raise TransferError(f"{len(missing)} of {len(ids)} groups of profile {profile!r} are not shipped in "
+                            f"{parts_dir(profile, root)}: {'; '.join(missing)}. Train and export them first "
+                            f"(`mnistgen edition status --profile {profile}` lists them)")
+    import_parts(profile, root, log=log)  # verified; runs already here are kept
+    made_of = {name: {k: e[k] for k in ("file", "sha256", "bytes", "exported", "training_wall_seconds", "device_name")}
+               for name, e in record["parts"].items()}
+    return bundle.export(profile, out, log=log, extra={"parts": made_of})
+
+
 MEASURED_DIR = EDITIONS_DIR.parent / "benchmarks" / "measured"
 
 
