@@ -1,7 +1,8 @@
 # make book : set up .venv, fetch + verify MNIST, run every chapter with papermill, build the HTML.
 # make test : the same set-up, then every test (unit, nbval, figures, browser).
 # The default build renders the paper edition where one is shipped (editions/paper.tar.gz: trained on
-# a GPU, verified and installed, nothing trained here), else the quick profile (trained on this CPU).
+# a GPU, or assembled from its parts by `mnistgen edition assemble`; verified and installed, nothing
+# trained here), else the quick profile (trained on this CPU).
 PROFILE ?= $(if $(wildcard editions/paper.tar.gz),paper,quick)
 # Chapters rendered at a time, each with cores/JOBS torch threads (JOBS=1: one after another).
 JOBS ?= 2

@@ -4,8 +4,10 @@ belong to this checkout's training code (the campaign's freeze)."""
 
 import dataclasses
 import hashlib
+import io
 import json
 import os
+import tarfile
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnistgen import edition, parts, runs
+from mnistgen import edition, evaluate, parts, runs
 from mnistgen.config import make_config
 from mnistgen.transfer import TransferError
 
@@ -24,7 +26,8 @@ SWEEP = "gan batch_size=64"
 def test_the_shipped_paper_parts_were_trained_by_this_code():
     """While the paper campaign is open, the modules a run id hashes stay as they are: every part
     in editions/paper was made by this checkout's training code, with this code's run ids, and
-    its archive is byte for byte what parts.json recorded."""
+    its archive is byte for byte what parts.json recorded; and so do the modules a cached metric
+    is keyed by."""
     record = parts.read_parts("paper")
     if not record["parts"]:
         pytest.skip("no part of the paper edition is shipped yet")
@@ -32,10 +35,18 @@ def test_the_shipped_paper_parts_were_trained_by_this_code():
         f"editions/paper holds parts of training code {record['code_version']}, this checkout's is "
         f"{runs.code_version()}: a change to a module the run id hashes (runs.TRAINING_SOURCES) orphans them")
     ids = edition.run_ids("paper")
+    metric_code = runs.code_version(evaluate.METRIC_SOURCES)
     for name, entry in record["parts"].items():
         assert entry["runs"] == ids[name], name
         blob = (parts.parts_dir("paper") / entry["file"]).read_bytes()
         assert hashlib.sha256(blob).hexdigest() == entry["sha256"] and len(blob) == entry["bytes"], entry["file"]
+        # the numbers a part ships instead of weights (the IWAE rows', the objective runs') are
+        # cached under the metric code's hash: other metric code could neither find nor recompute them
+        with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
+            meta = json.load(tar.extractfile(next(m for m in tar if m.name == parts.PART_FILE)))
+        assert meta["provenance"]["metric_code_version"] == metric_code, (
+            f"{entry['file']} was measured by metric code {meta['provenance']['metric_code_version']}, this "
+            f"checkout's is {metric_code}: a change to evaluate.METRIC_SOURCES orphans its cached numbers")
 
 
 def test_a_group_with_a_gan_brings_its_judge_and_an_unknown_group_is_named():
