@@ -87,3 +87,22 @@ def test_seed_verdicts_follow_welchs_test():
     assert report.seed_test([1.0, 1.0], [2.0, 2.0]) is None  # no spread: a t statistic is undefined
     assert report.p_text(a, b).startswith("Welch's t-test over seeds: p = ")
     assert report.p_text([1.0], b) == "no test: n = 1 and 3 seeds"
+
+
+def _history(fids: dict[int, float], epochs: int) -> list[dict]:
+    """A run's history: a loss every epoch, a quality check at the epochs of ``fids``."""
+    return [{"epoch": e, "d_loss": 0.7, **({"fid": fids[e]} if e in fids else {})} for e in range(1, epochs + 1)]
+
+
+def test_quality_checks_are_read_from_the_epochs_that_hold_them():
+    h = _history({10: 80.0, 20: 60.0, 30: 60.0, 40: 95.0}, 40)
+    assert report.quality_checks(h) == [(10, 80.0), (20, 60.0), (30, 60.0), (40, 95.0)]
+    assert report.lowest_check(h) == (20, 60.0)  # the earlier of two equal minima
+    assert report.check_nearest(h, 20) == (20, 60.0)
+    assert report.check_nearest(h, 25) == (20, 60.0)  # as near as 30: the earlier
+    assert report.check_nearest(h, 26) == (30, 60.0)
+    assert report.check_nearest(h, 1000) == (40, 95.0)
+    with pytest.raises(ValueError, match="no quality check of 'fid'"):
+        report.lowest_check(_history({}, 3))
+    with pytest.raises(ValueError, match="no quality check of 'inception_score'"):
+        report.check_nearest(h, 10, key="inception_score")

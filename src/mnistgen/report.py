@@ -65,13 +65,41 @@ def cell(d: dict[str, Any], key: str, digits: int = 2, scale: float = 1.0) -> st
     return mean_sd_text(d[key], d.get(f"{key}_sd"), digits, scale)
 
 
-def glue_mean_sd(name: str, values: Sequence[float], digits: int = 2, scale: float = 1.0) -> str:
-    """Glue 'mean ± sd' over seeds (sample sd) for prose; returns the text."""
+def values_text(values: Sequence[float], digits: int = 2, scale: float = 1.0) -> str:
+    """'mean ± sd' of per-seed values (sample sd; one value: the value), as ``mean_sd_text`` prints it."""
     import numpy as np
 
     v = np.asarray(values, dtype=float) * scale
-    text = mean_sd_text(float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else None, digits)
-    return glue_text(name, text)
+    return mean_sd_text(float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else None, digits)
+
+
+def glue_mean_sd(name: str, values: Sequence[float], digits: int = 2, scale: float = 1.0) -> str:
+    """Glue 'mean ± sd' over seeds (sample sd) for prose; returns the text."""
+    return glue_text(name, values_text(values, digits, scale))
+
+
+def quality_checks(history: Sequence[dict[str, Any]], key: str = "fid") -> list[tuple[int, float]]:
+    """``(epoch, value)`` of every epoch of a run's history that holds a quality check of ``key``."""
+    return [(int(h["epoch"]), float(h[key])) for h in history if h.get(key) is not None]
+
+
+def lowest_check(history: Sequence[dict[str, Any]], key: str = "fid") -> tuple[int, float]:
+    """The quality check with the lowest ``key`` (the earliest of equal ones): ``(epoch, value)``.
+
+    The minimum of many noisy checks is an optimistic number: it says when a run was at its best,
+    not what a rule that stopped there would have scored on fresh data."""
+    checks = quality_checks(history, key)
+    if not checks:
+        raise ValueError(f"the history has no quality check of {key!r}")
+    return min(checks, key=lambda c: (c[1], c[0]))
+
+
+def check_nearest(history: Sequence[dict[str, Any]], epoch: float, key: str = "fid") -> tuple[int, float]:
+    """The quality check nearest to ``epoch`` (the earlier of two as near): ``(epoch, value)``."""
+    checks = quality_checks(history, key)
+    if not checks:
+        raise ValueError(f"the history has no quality check of {key!r}")
+    return min(checks, key=lambda c: (abs(c[0] - epoch), c[0]))
 
 
 ALPHA = 0.05  # the level at which a difference over seeds is called a difference
