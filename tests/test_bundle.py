@@ -269,6 +269,26 @@ def test_an_edition_assembled_from_its_parts_is_the_bundle_of_the_machine_that_t
     assert all(made_of[n]["sha256"] == record["parts"][n]["sha256"] for n in made_of)
 
 
+def test_weights_cut_from_an_installed_part_must_hold_what_the_bundle_ships(tmp_path):
+    """An edition assembled from parts cuts each run's weights from the part's weights.pt: a part
+    that shipped fewer models (or no snapshots) than the bundle needs is named, not silently cut."""
+    w = {"weight": torch.arange(3.0)}
+    payload = {"identity": {"model": "gan"}, "code_version": "0123456789ab",
+               "state": {"models": {"G": w, "D": w}, "epoch": 3, "snapshots": []}}
+    run = tmp_path / "gan-seed0-0123456789"
+    run.mkdir()
+    (run / runs.SHIPPED_WEIGHTS).write_bytes(runs.shipped_bytes(payload, ("G",), snapshots=False))
+    cut = bundle._weights_source(run, ("G",), snapshots=False)["state"]
+    assert list(cut["models"]) == ["G"] and torch.equal(cut["models"]["G"]["weight"], w["weight"]) and cut["epoch"] == 3
+    with pytest.raises(bundle.BundleError, match="gan-seed0-0123456789 was installed without D, which the bundle ships"):
+        bundle._weights_source(run, ("D", "G"), snapshots=False)
+    with pytest.raises(bundle.BundleError, match="was installed without D, its snapshots, which"):
+        bundle._weights_source(run, ("D", "G"), snapshots=True)
+    (run / runs.SHIPPED_WEIGHTS).unlink()
+    with pytest.raises(bundle.BundleError, match="has neither a checkpoint nor shipped weights"):
+        bundle._weights_source(run, ("G",), snapshots=False)
+
+
 def test_the_objective_chapter_default_is_the_editions(tmp_path):
     """edition.OBJECTIVE_EPOCHS and OBJECTIVE_STRONG_K name the objective chapter's runs: its notebook's defaults."""
     src = (REPO / "notebooks" / "01_gan_objective.py").read_text()

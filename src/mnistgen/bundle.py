@@ -149,10 +149,11 @@ def _weights_source(run: Path, models: tuple[str, ...], snapshots: bool) -> dict
         raise BundleError(f"run {run.name} has neither a checkpoint nor shipped weights in {run.parent}")
     payload = read_checkpoint(run / SHIPPED_WEIGHTS)
     lacking = sorted(set(models) - set(payload["state"]["models"]))
-    if lacking or (snapshots and not payload["state"]["snapshots"]):
-        what = ", ".join(lacking + (["its snapshots"] if snapshots and not payload["state"]["snapshots"] else []))
-        raise BundleError(f"run {run.name} was installed without {what}, which the bundle ships: its part "
-                          "did not carry them; retrain its group here, then export again")
+    if snapshots and not payload["state"]["snapshots"]:
+        lacking.append("its snapshots")
+    if lacking:
+        raise BundleError(f"run {run.name} was installed without {', '.join(lacking)}, which the bundle ships: "
+                          "its part did not carry them; retrain its group here, then export again")
     return payload
 
 
