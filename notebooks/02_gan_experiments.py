@@ -253,20 +253,10 @@ report.glue_figure("gan_quality", plots.quality_curves({f"β1 = {cfg.beta1}, bat
 # {glue:text}`05_evaluation.ipynb::find_paper:s`
 
 # %% tags=["hide-input"]
-setting = lambda r: f"β1 = {r['beta1']}, batch {r['batch_size']}"
-# Each seed's lowest FID during training and the epoch it came at: when a setting was at its best.
-lows = {setting(r): [report.lowest_check(x.history) for x in r["runs"]] for r in sweep}
-
-
-def lowest_cell(r):
-    epochs = [e for e, _ in lows[setting(r)]]
-    span = f"epoch {epochs[0]}" if min(epochs) == max(epochs) else f"epochs {min(epochs)}–{max(epochs)}"
-    return f"{report.values_text([v for _, v in lows[setting(r)]], 1)} at {span}"
-
-
+setting = report.setting_name
 header = ["β1", "batch size", "epochs", "updates", "seeds", "lowest FID during training", "final FID ↓",
           "final Inception Score ↑", "most frequent digit's share"]
-rows = [[r["beta1"], r["batch_size"], r["epochs"], f"{updates(r['runs'][0].cfg):,}", len(r["seeds"]), lowest_cell(r),
+rows = [[r["beta1"], r["batch_size"], r["epochs"], f"{updates(r['runs'][0].cfg):,}", len(r["seeds"]), report.lowest_text(r),
          report.cell(r, "fid", 1), report.cell(r, "inception_score", 2), report.cell(r, "top_class_share", 2)] for r in sweep]
 for row, r in zip(rows, sweep):
     if r is chosen:
@@ -286,35 +276,9 @@ with torch.no_grad():
 report.glue_figure("gan_sweep_samples", plots.image_rows(rows, [f"{setting(r)} ({r['top_class_share']:.2f})" for r in sweep]),
                    profile)
 
-# What the chapter showed, computed from the sweep: the pick against the runner-up, and collapses.
-final_fids = {setting(r): [x.history[-1]["fid"] for x in r["runs"]] for r in sweep}
-ranked = sorted(sweep, key=lambda r: r["fid"])
-best, second = ranked[0], ranked[1] if len(ranked) > 1 else None
-summary = [f"The paper's GAN, trained for {cfg.epochs} epochs, draws the digits of {{numref}}`fig-gan-samples`; of the "
-           f"{len(sweep)} settings of the two choices the paper leaves open, {setting(best)} reached the lowest final FID "
-           f"({report.cell(best, 'fid', 1)})"]
-if second is not None:
-    v = report.verdict(final_fids[setting(best)], final_fids[setting(second)], lower_is_better=True)
-    summary[0] += (f", {'clearly' if v == 'better' else 'but not measurably'} below the next, {setting(second)} "
-                   f"({report.cell(second, 'fid', 1)}; {report.p_text(final_fids[setting(best)], final_fids[setting(second)])}).")
-# Did a setting get worse late? Its final FIDs against those of the check nearest half its schedule
-# (a fixed epoch, not one picked by looking at the curve, so the test is fair).
-rose = []
-for r in sweep:
-    mid = [report.check_nearest(x.history, r["epochs"] / 2) for x in r["runs"]]
-    if mid[0][0] < r["epochs"] and report.verdict(final_fids[setting(r)], [v for _, v in mid], lower_is_better=True) == "worse":
-        rose.append(f"{setting(r)} ({report.values_text([v for _, v in mid], 1)} at epoch "
-                    f"{mid[0][0]} → {report.cell(r, 'fid', 1)} at epoch {r['epochs']})")
-summary.append(("The FID rose over the second half of training (the last check against the one nearest half the "
-                "schedule, Welch's t-test over seeds) for " + "; ".join(rose) + ".") if rose else
-               "No setting's FID rose measurably over the second half of training.")
-early = min(sweep, key=lambda r: np.mean([v for _, v in lows[setting(r)]]))
-summary.append(f"Stopping each run at its lowest validation FID would have ranked {setting(early)} first "
-               f"({lowest_cell(early)}), " + ("the same setting." if early is best else
-                                              "not the setting the rule fixed in advance picks at the end of training."))
-collapsed = [r for r in sweep if r["top_class_share"] > 0.5]
-summary.append(("Settings whose samples collapsed onto one digit (most frequent digit's share above one half): "
-                + ", ".join(f"{setting(r)} ({report.cell(r, 'top_class_share', 2)})" for r in collapsed)
-                + "; {numref}`fig-gan-sweep-samples` shows them.") if collapsed else
-               "No setting collapsed onto one digit (every most frequent digit's share is below one half).")
+# What the chapter showed, computed from the sweep (report.sweep_findings says how).
+found = report.sweep_findings(sweep)
+summary = [f"The paper's GAN, trained for {cfg.epochs} epochs, draws the digits of {{numref}}`fig-gan-samples`. Of the "
+           f"settings the paper leaves open, {found['pick']}.", found["rise"], found["early"], found["collapse"],
+           "{numref}`fig-gan-sweep-samples` shows what each setting draws."]
 report.glue_markdown("gan_summary", " ".join(summary))

@@ -389,6 +389,9 @@ short = epochs < paper_epochs
 report.glue_text("find_build", f"This build is the {profile} profile: every model trained for {epochs} epochs"
                  + (f" (the paper: {paper_epochs})" if short else "") + f", with seeds {', '.join(map(str, ev.seeds))}"
                  + trend + ".")
+found = report.sweep_findings(sweep)
+report.glue_text("find_sweep", f"Of the settings the paper leaves open (Adam's β1 and the batch size; validation FID "
+                 f"at the end of training, the rule fixed in advance), {found['pick']}. {found['rise']} {found['collapse']}")
 acgan_vs = report.verdict(fids[names[0]]["acgan"], fids[names[0]]["gan"], lower_is_better=True)
 report.glue_text("find_gan", f"The GAN's FID in the {names[0]} yardstick's features is {report.cell(summary['gan'], 'fid')} "
                  f"(real training images: {report.cell(real[names[0]], 'fid')}); its Parzen estimate "

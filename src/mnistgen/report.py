@@ -138,6 +138,62 @@ def p_text(a: Sequence[float], b: Sequence[float]) -> str:
     return f"Welch's t-test over seeds: p {shown}, n = {len(a)} and {len(b)}"
 
 
+def setting_name(row: dict[str, Any]) -> str:
+    """A GAN sweep row's setting as the pages name it: 'β1 = 0.5, batch 64'."""
+    return f"β1 = {row['beta1']}, batch {row['batch_size']}"
+
+
+def lowest_text(row: dict[str, Any]) -> str:
+    """'159 ± 9 at epochs 30–40': a sweep row's lowest FID per seed (``lowest_check``), mean ± sd,
+    and the epochs the seeds reached it at."""
+    lows = [lowest_check(r.history) for r in row["runs"]]
+    epochs = [e for e, _ in lows]
+    span = f"epoch {epochs[0]}" if min(epochs) == max(epochs) else f"epochs {min(epochs)}–{max(epochs)}"
+    return f"{values_text([v for _, v in lows], 1)} at {span}"
+
+
+def sweep_findings(sweep: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """What the GAN sweep shows, each a sentence computed from its rows (``evaluate.gan_sweep``'s,
+    with their runs), so a page says it under any profile:
+
+    - ``pick``: the setting with the lowest mean final FID against the runner-up (Welch over seeds);
+    - ``rise``: the settings whose FID rose over the second half of training: the last check against
+      the one nearest half the schedule, a fixed epoch (not one picked by looking at the curve, so
+      the test is fair);
+    - ``early``: which setting stopping every run at its lowest validation FID would rank first;
+    - ``collapse``: the settings whose most frequent digit is more than half of their samples.
+    """
+    import numpy as np
+
+    finals = {id(r): [x.history[-1]["fid"] for x in r["runs"]] for r in sweep}
+    ranked = sorted(sweep, key=lambda r: r["fid"])
+    best = ranked[0]
+    pick = f"{setting_name(best)} reached the lowest final FID of the {len(sweep)} settings ({cell(best, 'fid', 1)})"
+    if len(ranked) > 1:
+        second = ranked[1]
+        v = verdict(finals[id(best)], finals[id(second)], lower_is_better=True)
+        pick += (f", {'clearly' if v == 'better' else 'but not measurably'} below the next, {setting_name(second)} "
+                 f"({cell(second, 'fid', 1)}; {p_text(finals[id(best)], finals[id(second)])})")
+    rose = []
+    for r in sweep:
+        mid = [check_nearest(x.history, r["epochs"] / 2) for x in r["runs"]]
+        if mid[0][0] < r["epochs"] and verdict(finals[id(r)], [v for _, v in mid], lower_is_better=True) == "worse":
+            rose.append(f"{setting_name(r)} ({values_text([v for _, v in mid], 1)} at epoch {mid[0][0]} → "
+                        f"{cell(r, 'fid', 1)} at epoch {r['epochs']})")
+    rise = ("The FID rose over the second half of training (the last check against the one nearest half the "
+            "schedule, Welch's t-test over seeds) for " + "; ".join(rose) + "." if rose else
+            "No setting's FID rose measurably over the second half of training.")
+    early_best = min(sweep, key=lambda r: np.mean([lowest_check(x.history)[1] for x in r["runs"]]))
+    early = (f"Stopping each run at its lowest validation FID would have ranked {setting_name(early_best)} first "
+             f"({lowest_text(early_best)}), " + ("the same setting." if early_best is best else
+                                                 "not the setting the rule fixed in advance picks at the end of training."))
+    collapsed = [r for r in sweep if r["top_class_share"] > 0.5]
+    collapse = ("Settings whose samples collapsed onto one digit (most frequent digit's share above one half): "
+                + ", ".join(f"{setting_name(r)} ({cell(r, 'top_class_share', 2)})" for r in collapsed) + "."
+                if collapsed else "No setting collapsed onto one digit (every most frequent digit's share is below one half).")
+    return {"pick": pick, "rise": rise, "early": early, "collapse": collapse}
+
+
 def glue_text(name: str, value: str) -> str:
     _glue(name, value)
     return value
