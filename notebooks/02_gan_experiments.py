@@ -254,17 +254,18 @@ report.glue_figure("gan_quality", plots.quality_curves({f"β1 = {cfg.beta1}, bat
 
 # %% tags=["hide-input"]
 setting = report.setting_name
-header = ["β1", "batch size", "epochs", "updates", "seeds", "lowest FID during training", "final FID ↓",
-          "final Inception Score ↑", "most frequent digit's share"]
-rows = [[r["beta1"], r["batch_size"], r["epochs"], f"{updates(r['runs'][0].cfg):,}", len(r["seeds"]), report.lowest_text(r),
+header = ["β1", "batch size", "updates", "lowest FID (epoch)", "final FID ↓", "final Inception Score ↑",
+          "most frequent digit's share"]
+rows = [[r["beta1"], r["batch_size"], f"{updates(r['runs'][0].cfg):,}", report.lowest_text(r, short=True),
          report.cell(r, "fid", 1), report.cell(r, "inception_score", 2), report.cell(r, "top_class_share", 2)] for r in sweep]
 for row, r in zip(rows, sweep):
     if r is chosen:
         row[0] = f"**{row[0]}** (picked)"
-caption = (f"The sweep: mean ± sd over {len(ev.seeds)} seeds at the last epoch, {cfg.quality_samples:,} "
-           "samples each, first yardstick, FID against the validation split. Picked: the lowest mean final FID. "
-           "The lowest FID is each seed's minimum over its quality checks, at the epochs where the seeds reached it: "
-           "it says when a setting was at its best, and as a minimum of noisy checks it is optimistic.")
+caption = (f"The sweep after {sweep[0]['epochs']} epochs: mean ± sd over {len(ev.seeds)} seeds at the last epoch, "
+           f"{cfg.quality_samples:,} samples each, first yardstick, FID against the validation split. Picked: the "
+           "lowest mean final FID. The lowest FID is each seed's minimum over its quality checks (in brackets, the "
+           "epochs where the seeds reached it): it says when a setting was at its best, and as a minimum of noisy "
+           "checks it is optimistic.")
 report.glue_markdown("gan_sweep_table", f"```{{table}} {caption}\n:name: tab-gan-sweep\n\n"
                      + report.markdown_table(header, rows) + "\n```")
 groups = {setting(r): [x.history for x in r["runs"]] for r in sweep}

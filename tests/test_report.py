@@ -138,3 +138,5 @@ def test_the_sweep_findings_are_computed_from_the_histories():
     # each seed's lowest: 149 (epoch 40), 149, 148, 147 (epoch 20)
     assert calm["early"].endswith("(148.2 ± 1.0 at epochs 20–40), the same setting.")
     assert calm["collapse"].startswith("No setting collapsed")
+    assert report.lowest_text(flat, short=True) == "148.2 ± 1.0 (20–40)"
+    assert report.lowest_text(late) == "61.5 ± 1.3 at epoch 10"

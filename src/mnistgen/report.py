@@ -143,13 +143,14 @@ def setting_name(row: dict[str, Any]) -> str:
     return f"β1 = {row['beta1']}, batch {row['batch_size']}"
 
 
-def lowest_text(row: dict[str, Any]) -> str:
-    """'159 ± 9 at epochs 30–40': a sweep row's lowest FID per seed (``lowest_check``), mean ± sd,
-    and the epochs the seeds reached it at."""
+def lowest_text(row: dict[str, Any], short: bool = False) -> str:
+    """'159 ± 9 at epochs 30–40' ('159 ± 9 (30–40)' if ``short``, for a table column): a sweep
+    row's lowest FID per seed (``lowest_check``), mean ± sd, and the epochs the seeds reached it at."""
     lows = [lowest_check(r.history) for r in row["runs"]]
-    epochs = [e for e, _ in lows]
-    span = f"epoch {epochs[0]}" if min(epochs) == max(epochs) else f"epochs {min(epochs)}–{max(epochs)}"
-    return f"{values_text([v for _, v in lows], 1)} at {span}"
+    first, last = min(e for e, _ in lows), max(e for e, _ in lows)
+    span = str(first) if first == last else f"{first}–{last}"
+    value = values_text([v for _, v in lows], 1)
+    return f"{value} ({span})" if short else f"{value} at epoch{'s' * (first != last)} {span}"
 
 
 def sweep_findings(sweep: Sequence[dict[str, Any]]) -> dict[str, str]:
