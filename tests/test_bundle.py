@@ -243,35 +243,96 @@ def test_an_installed_bundle_trains_nothing_and_names_missing_weights(smoke_bund
         vae[1].models["vae"]
 
 
-def test_an_edition_assembled_from_its_parts_is_the_bundle_of_the_machine_that_trained_it(smoke_bundle, tmp_path):
-    """The paper edition is shipped a group at a time; `edition assemble` installs the parts on a
-    machine that trained none of it (runs with shipped weights, no checkpoint) and cuts the
-    edition's bundle from them: the members, weights and metrics of the bundle exported where
-    everything was trained, with the parts it was made of in its provenance."""
+@pytest.fixture(scope="module")
+def assembled(smoke_bundle, tmp_path_factory) -> Path:
+    """The smoke edition shipped in parts and assembled on a machine that trained none of it (its
+    results folder: ``<editions>/../laptop``); returns the editions folder (parts and bundle)."""
+    from mnistgen import parts
+
+    editions = tmp_path_factory.mktemp("assembled") / "editions"
+    for name in edition.run_ids("smoke"):
+        parts.export_part("smoke", name, editions, log=lambda _: None)
+    r = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from mnistgen import parts; "
+                        "parts.assemble('smoke', Path(sys.argv[1]))", str(editions)],
+                       env=_env(editions.parent / "laptop"), capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return editions
+
+
+def test_an_edition_assembled_from_its_parts_names_them_and_installs_their_weights(smoke_bundle, assembled, tmp_path):
+    """The paper edition is shipped a group at a time; `edition assemble` installs the parts where
+    none of it was trained (runs with shipped weights, no checkpoint), measures what the chapters
+    read and writes the edition's bundle beside the parts: the members of the bundle exported where
+    everything was trained, byte for byte, but no weights: it names each part by its SHA-256, so the
+    repository holds the weights once. Installed elsewhere, every run gets its part's weights, which
+    hold whatever the chapters draw with."""
+    from mnistgen import parts
+
+    assert not list((assembled.parent / "laptop" / "smoke" / "runs").glob("*/checkpoint.pt"))
+    ours, theirs = _members(assembled / "smoke.tar.gz"), _members(smoke_bundle)
+    assert set(ours) == {n for n in theirs if not n.endswith(f"/{runs.SHIPPED_WEIGHTS}")}
+    assert [n for n in ours if n not in (bundle.BUNDLE_FILE, bundle.SUMS) and ours[n] != theirs[n]] == []
+    meta, record = json.loads(ours[bundle.BUNDLE_FILE]), parts.read_parts("smoke", assembled)
+    assert meta["parts"]["folder"] == "smoke"
+    assert {n: e["sha256"] for n, e in meta["parts"]["files"].items()} == {n: e["sha256"] for n, e in record["parts"].items()}
+    assert meta["provenance"]["parts"].keys() == record["parts"].keys() == edition.run_ids("smoke").keys()
+
+    elsewhere, full = tmp_path / "elsewhere", tmp_path / "full"
+    bundle.import_bundle(assembled / "smoke.tar.gz", elsewhere, log=lambda _: None)
+    bundle.import_bundle(smoke_bundle, full, log=lambda _: None)
+    assert _files(elsewhere / "smoke" / "runs") == _files(full / "smoke" / "runs")
+    for entry in record["parts"].values():
+        part = _members(assembled / "smoke" / entry["file"])
+        for rid in entry["runs"]:
+            got = elsewhere / "smoke" / "runs" / rid
+            assert (got / runs.SHIPPED_WEIGHTS).read_bytes() == part[f"runs/{rid}/{runs.SHIPPED_WEIGHTS}"]
+            assert json.loads((got / "manifest.json").read_text()) == json.loads((full / "smoke" / "runs" / rid / "manifest.json").read_text())
+    for rid, (models, snapshots) in bundle.shipped_weights("smoke").items():  # what the chapters draw with is there
+        bundle._weights_source(elsewhere / "smoke" / "runs" / rid, models, snapshots)
+    said = []
+    bundle.import_bundle(assembled / "smoke.tar.gz", elsewhere, log=said.append)
+    assert said == [f"bundle: {assembled / 'smoke.tar.gz'} is installed in {elsewhere / 'smoke'} already"]
+
+
+@pytest.mark.parametrize("damage", ["missing", "altered", "replaced"])
+def test_an_edition_made_of_parts_is_refused_when_a_part_is_not_the_one_it_names(assembled, tmp_path, damage):
+    """The bundle pins each part by its SHA-256: a part gone, damaged, or replaced by another one (even
+    one that verifies against an updated parts.json) is named, and nothing is installed."""
+    import shutil
+
     from mnistgen import parts
 
     editions = tmp_path / "editions"
-    for name in edition.run_ids("smoke"):
-        parts.export_part("smoke", name, editions, log=lambda _: None)
-    laptop, out = tmp_path / "laptop", tmp_path / "assembled.tar.gz"
-    r = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from mnistgen import parts; "
-                        "parts.assemble('smoke', Path(sys.argv[1]), Path(sys.argv[2]))", str(editions), str(out)],
-                       env=_env(laptop), capture_output=True, text=True, timeout=600, cwd=REPO)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert not list((laptop / "smoke" / "runs").glob("*/checkpoint.pt"))
-    ours, theirs = _members(out), _members(smoke_bundle)
-    assert set(ours) == set(theirs)
-    differ = [n for n in ours if n not in (bundle.BUNDLE_FILE, bundle.SUMS) and ours[n] != theirs[n]]
-    assert differ == []
-    made_of = json.loads(ours[bundle.BUNDLE_FILE])["provenance"]["parts"]
-    record = parts.read_parts("smoke", editions)
-    assert made_of.keys() == record["parts"].keys() == edition.run_ids("smoke").keys()
-    assert all(made_of[n]["sha256"] == record["parts"][n]["sha256"] for n in made_of)
+    shutil.copytree(assembled, editions)
+    entry = parts.read_parts("smoke", editions)["parts"]["vae"]
+    victim = editions / "smoke" / entry["file"]
+    if damage == "missing":
+        victim.unlink()
+        expect = f"part {victim} is missing (listed in {editions / 'smoke.tar.gz'}'s bundle.json)"
+    elif damage == "altered":
+        data = bytearray(victim.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        victim.write_bytes(bytes(data))
+        expect = f"part {victim} does not match its SHA-256 in {editions / 'smoke.tar.gz'}'s bundle.json"
+    else:  # another part of the same group, recorded as if it were the shipped one
+        files = _members(victim)
+        files["part.json"] = files["part.json"].replace(b'"exported_with"', b'"exported_with_note": "again", "exported_with"')
+        _repack(files, victim, resum=True)
+        record = json.loads((editions / "smoke" / "parts.json").read_text())
+        record["parts"]["vae"]["sha256"] = hashlib.sha256(victim.read_bytes()).hexdigest()
+        (editions / "smoke" / "parts.json").write_text(json.dumps(record))
+        expect = "does not match its SHA-256 in"
+    dest = tmp_path / "results"
+    with pytest.raises(bundle.BundleError) as e:
+        bundle.import_bundle(editions / "smoke.tar.gz", dest, log=lambda _: None)
+    assert expect in str(e.value)
+    assert _files(dest) == set()  # nothing installed, nothing half-written
 
 
 def test_weights_cut_from_an_installed_part_must_hold_what_the_bundle_ships(tmp_path):
-    """An edition assembled from parts cuts each run's weights from the part's weights.pt: a part
-    that shipped fewer models (or no snapshots) than the bundle needs is named, not silently cut."""
+    """A bundle exported where the runs were installed from parts cuts each run's weights from the
+    part's weights.pt: a part that shipped fewer models (or no snapshots) than the bundle needs is
+    named, not silently cut."""
     w = {"weight": torch.arange(3.0)}
     payload = {"identity": {"model": "gan"}, "code_version": "0123456789ab",
                "state": {"models": {"G": w, "D": w}, "epoch": 3, "snapshots": []}}

@@ -17,6 +17,10 @@ archive is refused naming the file, before ``results/`` is touched. A bundle mad
 than the checkout's (its run ids, or the metric code behind its numbers, differ) is refused with
 what changed; ``--other-code`` installs it anyway, and every page then says which code the
 numbers come from.
+
+An edition assembled from parts (``parts.assemble``) ships no weights of its own: its
+``bundle.json`` names each part of ``editions/<profile>/`` by its SHA-256, and import takes every
+run's weights from its part, verified, so the repository holds them once.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import tarfile
 import tempfile
 import time
@@ -32,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from . import edition, evaluate
-from .transfer import METRIC_CACHES, SUMS, TransferError, _install_runs, _stage
+from .transfer import METRIC_CACHES, SUMS, TransferError, _install_runs, unpack_verified
 from .config import PROFILES_DIR, make_config
 from .runs import (BUNDLE_FILE, RESULTS_ROOT, SHIPPED_WEIGHTS, TRAINING_SOURCES, PACKAGE_DIR, atomic_write_bytes,
                    atomic_write_json, code_version, environment, git_commit, read_checkpoint, results_dir,
@@ -90,14 +95,18 @@ def shipped_weights(profile: str) -> dict[str, tuple[tuple[str, ...], bool]]:
 
 
 def export(profile: str, out: Path | None = None, log: Callable[[str], None] = print,
-           extra: dict[str, Any] | None = None) -> dict[str, Any]:
+           extra: dict[str, Any] | None = None, made_of: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write the bundle of ``profile``'s edition (in ``RESULTS_ROOT``, where the chapters' calls
     look) to ``out`` (default ``editions/<profile>.tar.gz``).
 
     Every run must be finished, trained here or installed from parts (else BundleError names them
     and the command that trains them); metrics not yet cached are computed first
     (``edition.measure``). ``extra``: more provenance (``parts.assemble``: the parts it was made
-    of). Returns a summary."""
+    of). ``made_of`` (``parts.assemble``): the edition's parts, ``{"folder": their folder, "parts":
+    {group: {"file", "sha256", "runs"}}, "shipped": {run id: {"models", "snapshots"}}}``; the
+    bundle then ships no weights of its own but names each part by its SHA-256, and import takes
+    every run's weights from its part (the parts are in the repository already: shipping their
+    weights twice would double the checkout). Returns a summary."""
     out = Path(out) if out is not None else EDITIONS_DIR / f"{profile}.tar.gz"
     root = results_dir(profile, RESULTS_ROOT)
     ids = edition.run_ids(profile)
@@ -109,10 +118,16 @@ def export(profile: str, out: Path | None = None, log: Callable[[str], None] = p
                           f"`mnistgen train all --profile {profile}` first")
     edition.measure(profile, log=log)  # cached ones are read, missing ones computed (no deadline)
     policy = shipped_weights(profile)
-    files, manifests = run_files(root / "runs", [rid for rs in ids.values() for rid in rs], policy)
-    meta = {"format": BUNDLE_FORMAT, "profile": profile, "runs": ids,
-            "shipped": {rid: {"models": list(m), "snapshots": s} for rid, (m, s) in policy.items()},
+    rids = [rid for rs in ids.values() for rid in rs]
+    files, manifests = run_files(root / "runs", rids, policy, weights=made_of is None)
+    shipped = {rid: {"models": list(m), "snapshots": s} for rid, (m, s) in policy.items()}
+    meta = {"format": BUNDLE_FORMAT, "profile": profile, "runs": ids, "shipped": shipped,
             "provenance": {**provenance(profile, manifests, root), **(extra or {})}}
+    if made_of is not None:
+        _check_parts_hold(policy, made_of["shipped"])
+        folder = Path(os.path.relpath(Path(made_of["folder"]).resolve(), out.parent.resolve())).as_posix()
+        meta["shipped"] = {rid: made_of["shipped"][rid] for rid in rids}  # what import installs: the parts' weights
+        meta["parts"] = {"folder": folder, "files": made_of["parts"]}
     files[BUNDLE_FILE] = (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()
     files[SUMS] = "".join(f"{hashlib.sha256(b).hexdigest()}  {name}\n" for name, b in sorted(files.items())).encode()
     atomic_write_bytes(out, lambda f: _write_tar(f, files))
@@ -122,10 +137,10 @@ def export(profile: str, out: Path | None = None, log: Callable[[str], None] = p
     return {"path": str(out), "bytes": size, "runs": sum(len(r) for r in ids.values()), "files": len(files)}
 
 
-def run_files(runs_root: Path, rids: list[str], policy: dict[str, tuple[tuple[str, ...], bool]]
-              ) -> tuple[dict[str, bytes], list[dict[str, Any]]]:
+def run_files(runs_root: Path, rids: list[str], policy: dict[str, tuple[tuple[str, ...], bool]],
+              weights: bool = True) -> tuple[dict[str, bytes], list[dict[str, Any]]]:
     """The members a bundle (or a part) holds for the finished runs ``rids``: each run's manifest,
-    history and cached metrics, and the weights ``policy`` says it ships; with the manifests."""
+    history and cached metrics, and (``weights``) the weights ``policy`` says it ships; with the manifests."""
     files: dict[str, bytes] = {}
     manifests = []
     for rid in rids:
@@ -133,8 +148,9 @@ def run_files(runs_root: Path, rids: list[str], policy: dict[str, tuple[tuple[st
         for f in sorted(d.iterdir()):
             if f.name in ("manifest.json", "history.json") or (f.name.startswith(METRIC_CACHES) and f.suffix == ".json"):
                 files[f"runs/{rid}/{f.name}"] = f.read_bytes()
-        models, snapshots = policy[rid]
-        files[f"runs/{rid}/{SHIPPED_WEIGHTS}"] = shipped_bytes(_weights_source(d, models, snapshots), models, snapshots)
+        if weights:
+            models, snapshots = policy[rid]
+            files[f"runs/{rid}/{SHIPPED_WEIGHTS}"] = shipped_bytes(_weights_source(d, models, snapshots), models, snapshots)
         manifests.append(json.loads((d / "manifest.json").read_text()))
     return files, manifests
 
@@ -155,6 +171,42 @@ def _weights_source(run: Path, models: tuple[str, ...], snapshots: bool) -> dict
         raise BundleError(f"run {run.name} was installed without {', '.join(lacking)}, which the bundle ships: "
                           "its part did not carry them; retrain its group here, then export again")
     return payload
+
+
+def _check_parts_hold(needed: dict[str, tuple[tuple[str, ...], bool]], shipped: dict[str, dict[str, Any]]) -> None:
+    """An edition made of parts draws with its parts' weights: every model (and snapshot strip) the
+    chapters need must be in them, else BundleError names the run and what its part lacks."""
+    for rid, (models, snapshots) in sorted(needed.items()):
+        have = shipped.get(rid, {"models": [], "snapshots": False})
+        lacking = sorted(set(models) - set(have["models"])) + (["its snapshots"] if snapshots and not have["snapshots"] else [])
+        if lacking:
+            raise BundleError(f"run {rid}'s part ships without {', '.join(lacking)}, which the chapters draw with: "
+                              "export its group's part again from a machine that trained it")
+
+
+def _weights_from_parts(path: Path, made_of: dict[str, Any], runs_dir: Path, tmp: Path) -> None:
+    """Put each run's weights into the staged bundle ``runs_dir`` from its part: the parts lie in
+    ``made_of["folder"]`` beside the bundle at ``path``, each verified against the SHA-256 the
+    bundle records for it (and its members against the part's own sums)."""
+    folder = path.parent / made_of["folder"]
+    for name, entry in sorted(made_of["files"].items()):
+        into = tmp / entry["file"]
+        unpack_verified(folder / entry["file"], into, "part", entry["sha256"], f"{path}'s {BUNDLE_FILE}")
+        for rid in entry["runs"]:
+            weights = into / "runs" / rid / SHIPPED_WEIGHTS
+            if not (runs_dir / rid).is_dir() or not weights.is_file():
+                raise BundleError(f"part {entry['file']} (group {name!r}) and {path} disagree on run {rid}; "
+                                  "nothing was installed")
+            weights.rename(runs_dir / rid / SHIPPED_WEIGHTS)
+
+
+def _parts_unchanged(path: Path, installed: dict[str, Any]) -> bool:
+    """Whether the parts an installed bundle was made of still have the SHA-256 it records."""
+    if "parts" not in installed:
+        return True
+    folder = path.parent / installed["parts"]["folder"]
+    return all((folder / e["file"]).is_file() and hashlib.sha256((folder / e["file"]).read_bytes()).hexdigest() == e["sha256"]
+               for e in installed["parts"]["files"].values())
 
 
 def provenance(profile: str, manifests: list[dict[str, Any]], root: Path) -> dict[str, Any]:
@@ -187,33 +239,7 @@ def _write_tar(f: Any, files: dict[str, bytes]) -> None:
 
 def _read_verified(path: Path, into: Path) -> dict[str, Any]:
     """Unpack ``path`` into ``into``, every member checked against SHA256SUMS; bundle.json's content."""
-    try:
-        tar = tarfile.open(path, mode="r:gz")
-    except (OSError, tarfile.TarError, EOFError) as e:
-        raise BundleError(f"{path} is not a readable bundle (a gzip-compressed tar): {e}") from None
-    try:
-        with tar:
-            members = tar.getmembers()
-            names = [m.name for m in members]
-            for m in members:
-                if not m.isfile() or m.name.startswith("/") or ".." in Path(m.name).parts:
-                    raise BundleError(f"{path}: member {m.name!r} is not a plain file inside the bundle; refused")
-            if SUMS not in names:
-                raise BundleError(f"{path} has no {SUMS}: not a mnistgen bundle, or cut short")
-            sums = {}
-            for line in tar.extractfile(SUMS).read().decode().splitlines():
-                digest, _, name = line.partition("  ")
-                sums[name] = digest
-            for name in sorted(set(sums) - set(names)):
-                raise BundleError(f"{path}: {name} is listed in {SUMS} but missing from the bundle (truncated?)")
-            for m in members:
-                if m.name == SUMS:
-                    continue
-                if m.name not in sums:
-                    raise BundleError(f"{path}: {m.name} is in the bundle but not in {SUMS}; refused")
-                _stage(into, m.name, tar.extractfile(m).read(), sums[m.name], str(path))
-    except (tarfile.TarError, EOFError, OSError, UnicodeDecodeError) as e:
-        raise BundleError(f"{path} is truncated or damaged ({type(e).__name__}: {e}); nothing was installed") from None
+    unpack_verified(path, into, "bundle")
     meta = json.loads((into / BUNDLE_FILE).read_text())
     if meta.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{path} is a bundle of format {meta.get('format')}, this code reads format {BUNDLE_FORMAT}")
@@ -250,13 +276,16 @@ def import_bundle(path: Path, results_root: Path = RESULTS_ROOT, other_code: boo
     results_root = Path(results_root)
     for done in results_root.glob(f"*/{BUNDLE_FILE}"):  # this very archive installed for this code: done
         installed = json.loads(done.read_text())
-        if installed.get("archive_sha256") == digest and (installed["other_code"] or _same_code(installed)):
+        if (installed.get("archive_sha256") == digest and (installed["other_code"] or _same_code(installed))
+                and _parts_unchanged(path, installed)):
             log(f"bundle: {path} is installed in {done.parent} already")
             return installed
     results_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=results_root, prefix=".bundle-import-") as tmp:
         staged = Path(tmp) / "bundle"
         meta = _read_verified(path, staged)
+        if "parts" in meta:  # an edition assembled from parts: the weights are theirs
+            _weights_from_parts(path, meta["parts"], staged / "runs", Path(tmp) / "parts")
         profile = meta["profile"]
         ours = edition.run_ids(profile)
         same = _same_code(meta)

@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 import re
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -43,7 +41,7 @@ from .bundle import EDITIONS_DIR, _write_tar, code_changes, provenance, run_file
 from .config import make_config
 from .runs import (RESULTS_ROOT, atomic_write_bytes, atomic_write_json, code_version, get_member_runs, get_runs,
                    read_checkpoint, results_dir)
-from .transfer import SUMS, TransferError, _install_runs, _stage
+from .transfer import SUMS, TransferError, _install_runs, unpack_verified
 
 PARTS_FILE = "parts.json"
 PART_FILE = "part.json"
@@ -183,28 +181,7 @@ def export_part(profile: str, name: str, root: Path = EDITIONS_DIR,
 def _read_part(path: Path, digest: str, into: Path) -> dict[str, Any]:
     """Unpack the part at ``path`` into ``into``: the archive's SHA-256 must be ``digest`` and every
     member must match the part's SHA256SUMS; returns part.json."""
-    blob = path.read_bytes() if path.is_file() else None
-    if blob is None:
-        raise TransferError(f"part {path} is listed in {PARTS_FILE} but missing")
-    if hashlib.sha256(blob).hexdigest() != digest:
-        raise TransferError(f"part {path} does not match its SHA-256 in {PARTS_FILE} (damaged, truncated or "
-                            "replaced); nothing was installed")
-    try:
-        with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
-            members = {m.name: m for m in tar.getmembers()}
-            for m in members.values():
-                if not m.isfile() or m.name.startswith("/") or ".." in Path(m.name).parts:
-                    raise TransferError(f"{path}: member {m.name!r} is not a plain file inside the part; refused")
-            if SUMS not in members:
-                raise TransferError(f"{path} has no {SUMS}: not a mnistgen part")
-            sums = dict(line.split("  ", 1)[::-1] for line in tar.extractfile(SUMS).read().decode().splitlines())
-            if set(sums) != set(members) - {SUMS}:
-                raise TransferError(f"{path}: its members and its {SUMS} disagree; refused")
-            for n, m in members.items():
-                if n != SUMS:
-                    _stage(into, n, tar.extractfile(m).read(), sums[n], str(path))
-    except (tarfile.TarError, EOFError, OSError, UnicodeDecodeError, ValueError) as e:
-        raise TransferError(f"{path} is damaged ({type(e).__name__}: {e}); nothing was installed") from None
+    unpack_verified(path, into, "part", digest, PARTS_FILE)
     return json.loads((into / PART_FILE).read_text())
 
 
@@ -244,9 +221,11 @@ def assemble(profile: str, root: Path = EDITIONS_DIR, out: Path | None = None,
              log: Callable[[str], None] = print) -> dict[str, Any]:
     """The last step of an edition shipped in parts: once every group is in, install them all,
     compute every metric the chapters read (``edition.measure``: the sweep's pick, the evaluation
-    chapter's models, the VAE's likelihood over every seed) and write the whole edition's bundle
+    chapter's models, the VAE's likelihood over every seed) and write the edition's bundle
     (``bundle.export``, default ``editions/<profile>.tar.gz``), which ``make book`` renders from
-    without training or measuring anything. Its provenance lists the parts it was made of."""
+    without training or measuring anything. The bundle holds every run's manifest, history and
+    metrics but no weights: it names each part by its SHA-256 (in ``<root>/<profile>/``, beside it),
+    and import takes the weights from them, verified, so the repository ships them once."""
     from . import bundle
 
     record = read_parts(profile, root)
@@ -257,9 +236,16 @@ def assemble(profile: str, root: Path = EDITIONS_DIR, out: Path | None = None,
                             f"{parts_dir(profile, root)}: {'; '.join(missing)}. Train and export them first "
                             f"(`mnistgen edition status --profile {profile}` lists them)")
     import_parts(profile, root, log=log)  # verified; runs already here are kept
-    made_of = {name: {k: e[k] for k in ("file", "sha256", "bytes", "exported", "training_wall_seconds", "device_name")}
-               for name, e in record["parts"].items()}
-    return bundle.export(profile, out, log=log, extra={"parts": made_of})
+    provenance = {name: {k: e[k] for k in ("file", "sha256", "bytes", "exported", "training_wall_seconds", "device_name")}
+                  for name, e in record["parts"].items()}
+    shipped: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:  # what each part's weights hold, as its part.json says
+        for name, e in record["parts"].items():
+            shipped.update(_read_part(parts_dir(profile, root) / e["file"], e["sha256"], Path(tmp) / e["file"])["shipped"])
+    made_of = {"folder": parts_dir(profile, root), "shipped": shipped,
+               "parts": {name: {k: e[k] for k in ("file", "sha256", "runs")} for name, e in record["parts"].items()}}
+    out = Path(out) if out is not None else Path(root) / f"{profile}.tar.gz"
+    return bundle.export(profile, out, log=log, extra={"parts": provenance}, made_of=made_of)
 
 
 MEASURED_DIR = EDITIONS_DIR.parent / "benchmarks" / "measured"

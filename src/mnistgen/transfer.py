@@ -9,7 +9,9 @@ every file verified, so a damaged transfer leaves nothing half-written.
 from __future__ import annotations
 
 import hashlib
+import io
 import shutil
+import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,40 @@ def _install_runs(staged: Path, dest: Path, trash: Path, replace: bool = True) -
         run.rename(target)
 
 
+def unpack_verified(path: Path, into: Path, what: str, digest: str | None = None, digest_from: str = "") -> None:
+    """Unpack the archive at ``path`` (a ``what``: bundle or part) into ``into``, every member
+    checked against the archive's SHA256SUMS; ``digest``: the SHA-256 the whole archive must have
+    (a part's, as ``digest_from`` records it). TransferError names the member and what is wrong:
+    a flipped byte, a member missing, one not listed, one that is not a plain file inside, a cut."""
+    if not path.is_file():
+        raise TransferError(f"{what} {path} is missing" + (f" (listed in {digest_from})" if digest_from else ""))
+    blob = path.read_bytes()
+    if digest is not None and hashlib.sha256(blob).hexdigest() != digest:
+        raise TransferError(f"{what} {path} does not match its SHA-256 in {digest_from} (damaged, truncated or "
+                            "replaced); nothing was installed")
+    try:
+        with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
+            members = tar.getmembers()
+            names = [m.name for m in members]
+            for m in members:
+                if not m.isfile() or m.name.startswith("/") or ".." in Path(m.name).parts:
+                    raise TransferError(f"{path}: member {m.name!r} is not a plain file inside the {what}; refused")
+            if SUMS not in names:
+                raise TransferError(f"{path} has no {SUMS}: not a mnistgen {what}, or cut short")
+            sums = {}
+            for line in tar.extractfile(SUMS).read().decode().splitlines():
+                sha, _, name = line.partition("  ")
+                sums[name] = sha
+            for name in sorted(set(sums) - set(names)):
+                raise TransferError(f"{path}: {name} is listed in {SUMS} but missing from the {what} (truncated?)")
+            for m in members:
+                if m.name == SUMS:
+                    continue
+                if m.name not in sums:
+                    raise TransferError(f"{path}: {m.name} is in the {what} but not in {SUMS}; refused")
+                _stage(into, m.name, tar.extractfile(m).read(), sums[m.name], str(path))
+    except (tarfile.TarError, EOFError, OSError, UnicodeDecodeError) as e:
+        raise TransferError(f"{path} is truncated or damaged ({type(e).__name__}: {e}); nothing was installed") from None
 
 
 def pack_runs(root: Path, rids: list[str]) -> dict[str, Any]:
