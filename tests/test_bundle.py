@@ -276,6 +276,8 @@ def test_an_edition_assembled_from_its_parts_names_them_and_installs_their_weigh
     assert meta["parts"]["folder"] == "smoke"
     assert {n: e["sha256"] for n, e in meta["parts"]["files"].items()} == {n: e["sha256"] for n, e in record["parts"].items()}
     assert meta["provenance"]["parts"].keys() == record["parts"].keys() == edition.run_ids("smoke").keys()
+    assert parts.assembled("smoke", assembled) == {"path": str(assembled / "smoke.tar.gz"), "parts": len(record["parts"]),
+                                                   "current": True}
 
     elsewhere, full = tmp_path / "elsewhere", tmp_path / "full"
     bundle.import_bundle(assembled / "smoke.tar.gz", elsewhere, log=lambda _: None)
@@ -322,6 +324,7 @@ def test_an_edition_made_of_parts_is_refused_when_a_part_is_not_the_one_it_names
         record["parts"]["vae"]["sha256"] = hashlib.sha256(victim.read_bytes()).hexdigest()
         (editions / "smoke" / "parts.json").write_text(json.dumps(record))
         expect = "does not match its SHA-256 in"
+        assert parts.assembled("smoke", editions)["current"] is False  # `edition status` says: assemble again
     dest = tmp_path / "results"
     with pytest.raises(bundle.BundleError) as e:
         bundle.import_bundle(editions / "smoke.tar.gz", dest, log=lambda _: None)

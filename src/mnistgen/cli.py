@@ -342,6 +342,17 @@ def cmd_edition(args: argparse.Namespace) -> None:
     shipped = sum(r["state"] == "shipped" for r in rows)
     total = sum(r["part"]["bytes"] for r in rows if "part" in r)
     print(f"{shipped} of {len(rows)} groups shipped ({total / 2**20:.1f} MiB)")
+    try:
+        made = parts.assembled(args.profile)
+    except parts.TransferError as e:
+        raise UsageError(str(e)) from None
+    if made is not None and made["current"]:
+        print(f"assembled: {made['path']}, made of these {made['parts']} parts (make book renders it)")
+    elif made is not None:
+        print(f"{made['path']} is not made of the parts listed now: run `mnistgen edition assemble "
+              f"--profile {args.profile}` again")
+    elif shipped == len(rows):
+        print(f"every group is shipped: `mnistgen edition assemble --profile {args.profile}` writes the edition")
 
 
 def cmd_summary(args: argparse.Namespace) -> None:

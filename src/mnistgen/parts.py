@@ -30,6 +30,7 @@ import dataclasses
 import hashlib
 import json
 import re
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,7 +40,7 @@ from typing import Any
 from . import edition
 from .bundle import EDITIONS_DIR, _write_tar, code_changes, provenance, run_files
 from .config import make_config
-from .runs import (RESULTS_ROOT, atomic_write_bytes, atomic_write_json, code_version, get_member_runs, get_runs,
+from .runs import (BUNDLE_FILE, RESULTS_ROOT, atomic_write_bytes, atomic_write_json, code_version, get_member_runs, get_runs,
                    read_checkpoint, results_dir)
 from .transfer import SUMS, TransferError, _install_runs, unpack_verified
 
@@ -246,6 +247,22 @@ def assemble(profile: str, root: Path = EDITIONS_DIR, out: Path | None = None,
                "parts": {name: {k: e[k] for k in ("file", "sha256", "runs")} for name, e in record["parts"].items()}}
     out = Path(out) if out is not None else Path(root) / f"{profile}.tar.gz"
     return bundle.export(profile, out, log=log, extra={"parts": provenance}, made_of=made_of)
+
+
+def assembled(profile: str, root: Path = EDITIONS_DIR) -> dict[str, Any] | None:
+    """Where ``edition assemble`` has written ``<root>/<profile>.tar.gz``: its path, how many parts it
+    names and whether they are the parts ``parts.json`` lists now (same SHA-256); else None."""
+    path = Path(root) / f"{profile}.tar.gz"
+    if not path.is_file():
+        return None
+    try:
+        with tarfile.open(path, mode="r:gz") as tar:
+            meta = json.loads(tar.extractfile(BUNDLE_FILE).read())
+    except (tarfile.TarError, EOFError, OSError, KeyError, AttributeError, ValueError) as e:
+        raise TransferError(f"{path} is not a readable bundle ({type(e).__name__}: {e})") from None
+    named = {n: e["sha256"] for n, e in meta.get("parts", {}).get("files", {}).items()}
+    listed = {n: e["sha256"] for n, e in read_parts(profile, root)["parts"].items()}
+    return {"path": str(path), "parts": len(named), "current": bool(named) and named == listed}
 
 
 MEASURED_DIR = EDITIONS_DIR.parent / "benchmarks" / "measured"
