@@ -49,6 +49,20 @@ def test_the_shipped_paper_parts_were_trained_by_this_code():
             f"checkout's is {metric_code}: a change to evaluate.METRIC_SOURCES orphans its cached numbers")
 
 
+def test_the_committed_paper_edition_names_every_part_shipped():
+    """What `make book` renders by default (editions/paper.tar.gz) names, by SHA-256, exactly the
+    parts parts.json lists, one for each of the profile's groups: a part re-exported after the
+    assemble step, or an edition assembled before every group was in, fails here rather than at a
+    user's `make book` (whose import refuses a part that is not the one named)."""
+    made = parts.assembled("paper")
+    if made is None:
+        pytest.skip("editions/paper.tar.gz is not assembled yet")
+    assert made["current"], ("editions/paper.tar.gz names other parts than editions/paper/parts.json lists: "
+                             "run `python -m mnistgen edition assemble --profile paper` again")
+    groups = edition.profile_groups("paper", make_config("evaluation", "paper"))
+    assert made["parts"] == len(groups), f"{made['parts']} parts named, the profile has {len(groups)} groups"
+
+
 def test_a_group_with_a_gan_brings_its_judge_and_an_unknown_group_is_named():
     assert list(edition.select_groups("smoke", ["acgan"])) == ["classifier arch=lenet", "acgan"]
     assert list(edition.select_groups("smoke", ["vae"])) == ["vae"]
