@@ -9,6 +9,7 @@ the GAN, through the task's dependency), the rest are reused there; all of them 
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -89,18 +90,27 @@ def test_damaged_runs_on_the_wire_are_refused_whole(tmp_path):
     """A byte changed in transit, or a file announced and not sent: nothing is installed."""
     from mnistgen.transfer import TransferError, install_runs, pack_runs
 
-    src = tmp_path / "src"
-    d = src / "runs" / "vae-seed0-abc"
+    rid = "vae-seed0-0123456789"
+    src = tmp_path / "smoke"
+    d = src / "runs" / rid
     d.mkdir(parents=True)
-    for f, data in (("manifest.json", b"{}"), ("history.json", b"[]"), ("checkpoint.pt", b"x" * 100)):
+    for f, data in (("manifest.json", json.dumps(MANIFEST).encode()), ("history.json", b"[]"),
+                    ("checkpoint.pt", b"x" * 100)):
         (d / f).write_bytes(data)
-    packed = pack_runs(src, ["vae-seed0-abc"])
-    assert install_runs(packed, tmp_path / "ok", "test") == ["vae-seed0-abc"]
-    bad = {"files": {**packed["files"], "vae-seed0-abc/checkpoint.pt": b"y" * 100}, "sums": packed["sums"]}
-    with pytest.raises(TransferError, match="vae-seed0-abc/checkpoint.pt does not match its SHA-256"):
-        install_runs(bad, tmp_path / "bad", "test")
+    packed = pack_runs(src, [rid])
+    assert install_runs(packed, tmp_path / "ok" / "smoke", "test") == [rid]
+    bad = {"files": {**packed["files"], f"{rid}/checkpoint.pt": b"y" * 100}, "sums": packed["sums"]}
+    with pytest.raises(TransferError, match=f"{rid}/checkpoint.pt does not match its SHA-256"):
+        install_runs(bad, tmp_path / "bad" / "smoke", "test")
     short = {"files": {k: v for k, v in packed["files"].items() if not k.endswith(".pt")}, "sums": packed["sums"]}
     with pytest.raises(TransferError, match="checkpoint.pt was announced but not sent"):
-        install_runs(short, tmp_path / "short", "test")
+        install_runs(short, tmp_path / "short" / "smoke", "test")
     assert not [p for p in (tmp_path / "bad").rglob("*") if p.is_file()]
     assert not [p for p in (tmp_path / "short").rglob("*") if p.is_file()]
+
+
+# A finished run's manifest as runs._finish writes it (the schema install_runs checks).
+MANIFEST = {"run_id": "vae-seed0-0123456789", "status": "complete", "model": "vae", "profile": "smoke",
+            "config": {"seed": 0, "epochs": 1}, "seed": 0, "code_version": "0123456789ab", "git_commit": "abc",
+            "device": "cpu", "device_name": "x86_64 CPU, 1 torch threads", "versions": {"torch": "2"}, "epochs": 1,
+            "trained_with_seeds": [0], "wall_seconds": 1.0, "session_seconds": 1.0, "final": {}, "finished": "today"}

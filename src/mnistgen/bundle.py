@@ -36,8 +36,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import edition, evaluate
-from .transfer import METRIC_CACHES, SUMS, TransferError, _install_runs, unpack_verified
+from . import edition, evaluate, schemas
+from .schemas import BundleMeta, PartsOfBundle, Provenance, SchemaError, inside
+from .transfer import (METRIC_CACHES, PART_FILE, SUMS, TransferError, _install_runs, check_runs, file_sha256,
+                       unpack_verified)
 from .config import PROFILES_DIR, make_config
 from .runs import (BUNDLE_FILE, RESULTS_ROOT, SHIPPED_WEIGHTS, TRAINING_SOURCES, PACKAGE_DIR, atomic_write_bytes,
                    atomic_write_json, code_version, environment, git_commit, read_checkpoint, results_dir,
@@ -126,6 +128,8 @@ def export(profile: str, out: Path | None = None, log: Callable[[str], None] = p
     if made_of is not None:
         _check_parts_hold(policy, made_of["shipped"])
         folder = Path(os.path.relpath(Path(made_of["folder"]).resolve(), out.parent.resolve())).as_posix()
+        if not schemas.NAME.fullmatch(folder):  # import reads it as one name beside the bundle, nothing else
+            raise BundleError(f"the parts ({made_of['folder']}) must lie in a folder beside the bundle {out}")
         meta["shipped"] = {rid: made_of["shipped"][rid] for rid in rids}  # what import installs: the parts' weights
         meta["parts"] = {"folder": folder, "files": made_of["parts"]}
     files[BUNDLE_FILE] = (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()
@@ -184,29 +188,40 @@ def _check_parts_hold(needed: dict[str, tuple[tuple[str, ...], bool]], shipped: 
                               "export its group's part again from a machine that trained it")
 
 
-def _weights_from_parts(path: Path, made_of: dict[str, Any], runs_dir: Path, tmp: Path) -> None:
+def _weights_from_parts(path: Path, meta: BundleMeta, runs_dir: Path, tmp: Path) -> None:
     """Put each run's weights into the staged bundle ``runs_dir`` from its part: the parts lie in
-    ``made_of["folder"]`` beside the bundle at ``path``, each verified against the SHA-256 the
-    bundle records for it (and its members against the part's own sums)."""
-    folder = path.parent / made_of["folder"]
-    for name, entry in sorted(made_of["files"].items()):
-        into = tmp / entry["file"]
-        unpack_verified(folder / entry["file"], into, "part", entry["sha256"], f"{path}'s {BUNDLE_FILE}")
-        for rid in entry["runs"]:
+    ``meta.parts.folder`` beside the bundle at ``path``, each verified against the SHA-256 the
+    bundle records for it (and its members against the part's own sums and schemas)."""
+    assert meta.parts is not None
+    folder = inside(path.parent, meta.parts.folder)
+    for name, entry in sorted(meta.parts.files.items()):
+        into = inside(tmp, entry.file)
+        unpack_verified(inside(folder, entry.file), into, "part", entry.sha256, f"{path}'s {BUNDLE_FILE}",
+                        meta_file=PART_FILE)
+        part = schemas.read_json(into / PART_FILE, schemas.PartMeta, f"part {entry.file}: {PART_FILE}")
+        if part.group != name or part.runs != entry.runs or part.profile != meta.profile:
+            raise BundleError(f"part {entry.file} holds group {part.group!r} of profile {part.profile!r} with other "
+                              f"runs than {path} names for group {name!r}; nothing was installed")
+        check_runs(into / "runs", entry.runs, meta.profile, f"part {entry.file}")
+        for rid in entry.runs:
             weights = into / "runs" / rid / SHIPPED_WEIGHTS
             if not (runs_dir / rid).is_dir() or not weights.is_file():
-                raise BundleError(f"part {entry['file']} (group {name!r}) and {path} disagree on run {rid}; "
+                raise BundleError(f"part {entry.file} (group {name!r}) and {path} disagree on run {rid}; "
                                   "nothing was installed")
             weights.rename(runs_dir / rid / SHIPPED_WEIGHTS)
 
 
 def _parts_unchanged(path: Path, installed: dict[str, Any]) -> bool:
     """Whether the parts an installed bundle was made of still have the SHA-256 it records."""
-    if "parts" not in installed:
+    if not installed.get("parts"):
         return True
-    folder = path.parent / installed["parts"]["folder"]
-    return all((folder / e["file"]).is_file() and hashlib.sha256((folder / e["file"]).read_bytes()).hexdigest() == e["sha256"]
-               for e in installed["parts"]["files"].values())
+    try:
+        parts = PartsOfBundle.model_validate(installed["parts"])
+        folder = inside(path.parent, parts.folder)
+        return all(inside(folder, e.file).is_file() and file_sha256(folder / e.file) == e.sha256
+                   for e in parts.files.values())
+    except (ValueError, OSError):  # SchemaError, pydantic's ValidationError: not ours to trust
+        return False
 
 
 def provenance(profile: str, manifests: list[dict[str, Any]], root: Path) -> dict[str, Any]:
@@ -237,80 +252,106 @@ def _write_tar(f: Any, files: dict[str, bytes]) -> None:
             tar.addfile(info, io.BytesIO(data))
 
 
-def _read_verified(path: Path, into: Path) -> dict[str, Any]:
-    """Unpack ``path`` into ``into``, every member checked against SHA256SUMS; bundle.json's content."""
-    unpack_verified(path, into, "bundle")
-    meta = json.loads((into / BUNDLE_FILE).read_text())
-    if meta.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{path} is a bundle of format {meta.get('format')}, this code reads format {BUNDLE_FORMAT}")
+def _read_verified(path: Path, into: Path) -> BundleMeta:
+    """Unpack ``path`` into ``into``, every member checked against SHA256SUMS, and its metadata
+    against the schemas: bundle.json, as the typed object the rest of the import trusts."""
+    unpack_verified(path, into, "bundle", meta_file=BUNDLE_FILE)
+    raw = schemas.read_json(into / BUNDLE_FILE, schemas.TypeAdapter(dict[str, Any]), f"{path}: {BUNDLE_FILE}")
+    if raw.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{path} is a bundle of format {str(raw.get('format'))[:20]}, this code reads format "
+                          f"{BUNDLE_FORMAT}")
+    meta = schemas.read_json(into / BUNDLE_FILE, BundleMeta, f"{path}: {BUNDLE_FILE}")
+    check_runs(into / "runs", meta.run_ids, meta.profile, str(path))
     return meta
 
 
-def code_changes(meta: dict[str, Any]) -> list[str]:
-    """How the checkout differs from the code and settings that made the bundle: one line each."""
-    theirs, ours = meta["provenance"]["sources"], source_hashes()
+def code_changes(profile: str, provenance: Provenance) -> list[str]:
+    """How the checkout differs from the code and settings that made an archive: one line each."""
+    theirs, ours = provenance.sources, source_hashes()
     lines = [f"src/mnistgen/{f}: {'changed' if f in theirs and f in ours else 'only in the bundle' if f in theirs else 'new here'}"
              for f in sorted(set(theirs) | set(ours)) if theirs.get(f) != ours.get(f)]
-    profile = meta["profile"]
-    if meta["provenance"]["profile_settings"] != (PROFILES_DIR / f"{profile}.yml").read_text():
+    if provenance.profile_settings != (PROFILES_DIR / f"{profile}.yml").read_text():
         lines.append(f"profiles/{profile}.yml: changed")
     return lines
 
 
-def _same_code(meta: dict[str, Any]) -> bool:
-    """Whether this checkout computes the bundle's numbers: the same run ids, the same metric code."""
-    return (edition.run_ids(meta["profile"]) == meta["runs"]
-            and meta["provenance"]["metric_code_version"] == code_version(evaluate.METRIC_SOURCES))
+def _same_code(profile: str, runs: dict[str, list[str]], code: str, metric_code: str) -> bool:
+    """Whether this checkout computes an edition's numbers: the same run ids, and the training and
+    metric code versions it claims are this checkout's (a claim no run id backs is not believed)."""
+    return (edition.run_ids(profile) == runs and code == code_version()
+            and metric_code == code_version(evaluate.METRIC_SOURCES))
+
+
+def _installed_same(installed: dict[str, Any], digest: str, path: Path) -> bool:
+    """Whether an installed bundle.json (this machine's own record) is this archive, for this code."""
+    try:
+        p = Provenance.model_validate(installed["provenance"])
+        same = installed["other_code"] or _same_code(installed["profile"], installed["runs"], p.code_version,
+                                                     p.metric_code_version)
+        return installed.get("archive_sha256") == digest and bool(same) and _parts_unchanged(path, installed)
+    except (KeyError, TypeError, ValueError, SchemaError):
+        return False
 
 
 def import_bundle(path: Path, results_root: Path = RESULTS_ROOT, other_code: bool = False,
                   log: Callable[[str], None] = print) -> dict[str, Any]:
     """Verify the bundle at ``path`` and install it into ``results/<profile>``; returns bundle.json.
 
-    Nothing is written to ``results/<profile>`` unless every member verified and the bundle is this
-    code's edition (or ``other_code``); runs of the same id already there are replaced."""
+    Nothing is written to ``results/<profile>`` unless every member verified, every metadata file
+    passed its schema and the bundle is this code's edition (or ``other_code``); runs of the same id
+    installed before are replaced, runs trained here never (``transfer._install_runs``)."""
     path = Path(path)
     if not path.is_file():
         raise BundleError(f"no bundle at {path}")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = file_sha256(path)
     results_root = Path(results_root)
     for done in results_root.glob(f"*/{BUNDLE_FILE}"):  # this very archive installed for this code: done
-        installed = json.loads(done.read_text())
-        if (installed.get("archive_sha256") == digest and (installed["other_code"] or _same_code(installed))
-                and _parts_unchanged(path, installed)):
+        try:
+            installed = json.loads(done.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(installed, dict) and _installed_same(installed, digest, path):
             log(f"bundle: {path} is installed in {done.parent} already")
             return installed
     results_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=results_root, prefix=".bundle-import-") as tmp:
         staged = Path(tmp) / "bundle"
-        meta = _read_verified(path, staged)
-        if "parts" in meta:  # an edition assembled from parts: the weights are theirs
-            _weights_from_parts(path, meta["parts"], staged / "runs", Path(tmp) / "parts")
-        profile = meta["profile"]
+        try:
+            meta = _read_verified(path, staged)
+            if meta.parts is not None:  # an edition assembled from parts: the weights are theirs
+                _weights_from_parts(path, meta, staged / "runs", Path(tmp) / "parts")
+            dest = inside(results_root, meta.profile)
+        except SchemaError as e:
+            raise BundleError(f"{e} (nothing was installed)") from None
+        profile, prov = meta.profile, meta.provenance
         ours = edition.run_ids(profile)
-        same = _same_code(meta)
+        same = _same_code(profile, meta.runs, prov.code_version, prov.metric_code_version)
         aliases: dict[str, str] = {}
+        changes: list[str] = []
         if not same:
-            changes = code_changes(meta) or ["the groups of runs the profile trains"]
+            changes = code_changes(profile, prov) or [
+                "the groups of runs the profile trains" if ours != meta.runs else
+                f"the code version it claims ({prov.code_version}, metric code {prov.metric_code_version}) is not "
+                "this checkout's, though its run ids are"]
             if not other_code:
                 raise BundleError(
-                    f"{path} was made by other code than this checkout's (code {meta['provenance']['code_version']}, "
-                    f"commit {meta['provenance']['git_commit']}; here {code_version()}): "
+                    f"{path} was made by other code than this checkout's (it states code {prov.code_version}, "
+                    f"commit {prov.git_commit}; here {code_version()}): "
                     + "; ".join(changes) + f". Its numbers are not what this code computes. Retrain the edition: "
                     f"`mnistgen train all --profile {profile}` then `mnistgen bundle export --profile {profile}` "
                     "(the paper profile on a GPU: benchmarks/paper_edition.sh), or install it anyway with "
                     "--other-code (every page then names the code its numbers come from)")
             for group, rs in ours.items():
-                for mine, theirs in zip(rs, meta["runs"].get(group, [])):
+                for mine, theirs in zip(rs, meta.runs.get(group, [])):
                     if mine != theirs:
                         aliases[mine] = theirs
-        dest = results_dir(profile, results_root)
-        _install_runs(staged / "runs", dest / "runs", Path(tmp))
-        installed = {**meta, "source": str(path.resolve()), "archive_sha256": digest,
-                     "installed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                     "other_code": not same, "changes": code_changes(meta) if not same else [], "aliases": aliases}
+        kept = _install_runs(staged / "runs", dest / "runs", Path(tmp), log=log)
+        installed = {**meta.model_dump(mode="json", exclude_none=True), "source": str(path.resolve()),
+                     "archive_sha256": digest, "installed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                     "other_code": not same, "changes": changes,
+                     "aliases": aliases, "kept_local": kept}
         atomic_write_json(dest / BUNDLE_FILE, installed)
-    n = sum(len(r) for r in meta["runs"].values())
+    n = len(meta.run_ids)
     log(f"bundle: installed {n} runs of profile {profile!r} into {dest}"
         + (" (made by other code: every page says so)" if not same else ""))
     return installed

@@ -37,15 +37,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import edition
+from . import edition, schemas
 from .bundle import EDITIONS_DIR, _write_tar, code_changes, provenance, run_files
 from .config import make_config
 from .runs import (BUNDLE_FILE, RESULTS_ROOT, atomic_write_bytes, atomic_write_json, code_version, get_member_runs, get_runs,
                    read_checkpoint, results_dir)
-from .transfer import SUMS, TransferError, _install_runs, unpack_verified
+from .schemas import PartMeta, SchemaError, inside
+from .transfer import PART_FILE, SUMS, TransferError, _install_runs, check_runs, unpack_verified
 
 PARTS_FILE = "parts.json"
-PART_FILE = "part.json"
 PART_FORMAT = 1
 
 
@@ -59,11 +59,18 @@ def part_name(group: str) -> str:
 
 
 def read_parts(profile: str, root: Path = EDITIONS_DIR) -> dict[str, Any]:
-    """``parts.json`` of ``profile`` (an empty record where none is shipped yet)."""
-    p = parts_dir(profile, root) / PARTS_FILE
-    if not p.is_file():
-        return {"profile": profile, "format": PART_FORMAT, "code_version": None, "parts": {}}
-    return json.loads(p.read_text())
+    """``parts.json`` of ``profile`` (an empty record where none is shipped yet), checked against
+    its schema (``schemas.PartsRecord``) and the profile it is filed under; TransferError if not."""
+    try:
+        p = inside(Path(root), schemas.check_name(profile, "profile"), PARTS_FILE)
+        if not p.is_file():
+            return {"profile": profile, "format": PART_FORMAT, "code_version": None, "parts": {}}
+        record = schemas.read_json(p, schemas.PartsRecord)
+    except SchemaError as e:
+        raise TransferError(str(e)) from None
+    if record.profile != profile:
+        raise TransferError(f"{p} is the record of profile {record.profile!r}, not {profile!r}; refused")
+    return record.model_dump(mode="json")
 
 
 def shipped_weights(profile: str, name: str) -> dict[str, tuple[tuple[str, ...], bool]]:
@@ -179,11 +186,19 @@ def export_part(profile: str, name: str, root: Path = EDITIONS_DIR,
     return record["parts"][name]
 
 
-def _read_part(path: Path, digest: str, into: Path) -> dict[str, Any]:
-    """Unpack the part at ``path`` into ``into``: the archive's SHA-256 must be ``digest`` and every
-    member must match the part's SHA256SUMS; returns part.json."""
-    unpack_verified(path, into, "part", digest, PARTS_FILE)
-    return json.loads((into / PART_FILE).read_text())
+def _read_part(path: Path, digest: str, into: Path, profile: str) -> PartMeta:
+    """Unpack the part at ``path`` into ``into``: the archive's SHA-256 must be ``digest``, every
+    member must match the part's SHA256SUMS, and its part.json and runs their schemas (of
+    ``profile``, only the runs it lists); returns part.json, typed."""
+    unpack_verified(path, into, "part", digest, PARTS_FILE, meta_file=PART_FILE)
+    try:
+        meta = schemas.read_json(into / PART_FILE, PartMeta, f"{path}: {PART_FILE}")
+    except SchemaError as e:
+        raise TransferError(str(e)) from None
+    if meta.profile != profile:
+        raise TransferError(f"part {path} is of profile {meta.profile!r}, not {profile!r}; refused")
+    check_runs(into / "runs", meta.runs, profile, f"part {path}")
+    return meta
 
 
 def import_parts(profile: str, root: Path = EDITIONS_DIR, results_root: Path = RESULTS_ROOT,
@@ -200,20 +215,23 @@ def import_parts(profile: str, root: Path = EDITIONS_DIR, results_root: Path = R
         staged_all = []
         for name, entry in record["parts"].items():
             staged = Path(tmp) / part_name(name)
-            meta = _read_part(parts_dir(profile, root) / entry["file"], entry["sha256"], staged)
-            if meta["group"] != name or meta["runs"] != entry["runs"]:
-                raise TransferError(f"part {entry['file']} holds group {meta['group']!r} with other runs than "
+            meta = _read_part(inside(parts_dir(profile, root), entry["file"]), entry["sha256"], staged, profile)
+            if meta.group != name or meta.runs != entry["runs"]:
+                raise TransferError(f"part {entry['file']} holds group {meta.group!r} with other runs than "
                                     f"{PARTS_FILE} lists; refused")
-            if ours.get(name) != meta["runs"]:
-                changes = code_changes(meta) or [f"the group {name!r} of profile {profile!r}"]
+            claimed = {meta.provenance.code_version, record["code_version"]}
+            if ours.get(name) != meta.runs or claimed != {code_version()}:
+                changes = code_changes(profile, meta.provenance) or [
+                    f"the group {name!r} of profile {profile!r}" if ours.get(name) != meta.runs else
+                    f"the training code it states ({', '.join(sorted(str(c) for c in claimed))}) is not this checkout's"]
                 raise TransferError(f"part {entry['file']} was trained by other code or settings than this "
-                                    f"checkout's (code {meta['provenance']['code_version']}, here {code_version()}): "
+                                    f"checkout's (it states code {meta.provenance.code_version}, here {code_version()}): "
                                     + "; ".join(changes) + f". Retrain it: `mnistgen train all --profile {profile} "
                                     f"--group {name!r}`")
             staged_all.append(staged)
-        dest = results_dir(profile, results_root) / "runs"
+        dest = inside(Path(results_root), profile) / "runs"
         for staged in staged_all:
-            _install_runs(staged / "runs", dest, Path(tmp), replace=False)
+            _install_runs(staged / "runs", dest, Path(tmp), replace=False, log=log)
     log(f"parts: installed {len(record['parts'])} part(s) of profile {profile!r} into {dest}")
     return list(record["parts"])
 
@@ -242,7 +260,8 @@ def assemble(profile: str, root: Path = EDITIONS_DIR, out: Path | None = None,
     shipped: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:  # what each part's weights hold, as its part.json says
         for name, e in record["parts"].items():
-            shipped.update(_read_part(parts_dir(profile, root) / e["file"], e["sha256"], Path(tmp) / e["file"])["shipped"])
+            meta = _read_part(inside(parts_dir(profile, root), e["file"]), e["sha256"], Path(tmp) / e["file"], profile)
+            shipped.update({rid: s.model_dump() for rid, s in meta.shipped.items()})
     made_of = {"folder": parts_dir(profile, root), "shipped": shipped,
                "parts": {name: {k: e[k] for k in ("file", "sha256", "runs")} for name, e in record["parts"].items()}}
     out = Path(out) if out is not None else Path(root) / f"{profile}.tar.gz"
@@ -257,10 +276,13 @@ def assembled(profile: str, root: Path = EDITIONS_DIR) -> dict[str, Any] | None:
         return None
     try:
         with tarfile.open(path, mode="r:gz") as tar:
-            meta = json.loads(tar.extractfile(BUNDLE_FILE).read())
+            member = tar.getmember(BUNDLE_FILE)
+            if not member.isreg() or member.size > schemas.MAX_JSON_BYTES:
+                raise ValueError(f"its {BUNDLE_FILE} is not a small plain file")
+            meta = schemas.parse_json(tar.extractfile(member).read(), schemas.BundleMeta, f"{path}: {BUNDLE_FILE}")
     except (tarfile.TarError, EOFError, OSError, KeyError, AttributeError, ValueError) as e:
         raise TransferError(f"{path} is not a readable bundle ({type(e).__name__}: {e})") from None
-    named = {n: e["sha256"] for n, e in meta.get("parts", {}).get("files", {}).items()}
+    named = {n: e.sha256 for n, e in meta.parts.files.items()} if meta.parts else {}
     listed = {n: e["sha256"] for n, e in read_parts(profile, root)["parts"].items()}
     return {"path": str(path), "parts": len(named), "current": bool(named) and named == listed}
 

@@ -53,6 +53,7 @@ from . import evaluators
 from . import train as training
 from .config import ConfigError, TrainConfig
 from .data import load_mnist
+from .schemas import check_run_id
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parents[1]
@@ -335,7 +336,7 @@ def installed_bundle(profile: str, results_root: str | Path = RESULTS_ROOT) -> d
 def run_path(profile: str, rid: str, results_root: str | Path = RESULTS_ROOT,
              bundle: dict[str, Any] | None = None) -> Path:
     """The directory of run ``rid``: a bundle installed for other code maps this code's ids to its own."""
-    rid = (bundle or {}).get("aliases", {}).get(rid, rid)
+    rid = check_run_id((bundle or {}).get("aliases", {}).get(rid, rid), "run id (or its alias in bundle.json)")
     return results_dir(profile, results_root) / "runs" / rid
 
 
