@@ -6,9 +6,12 @@ nbval reference copy) holds exactly what the reader sees.
 
 from __future__ import annotations
 
+import html
 import json
 import math
+import re
 import shlex
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,45 @@ import matplotlib.pyplot as plt
 from .runs import REPO_DIR, RESULTS_ROOT, Run, code_version, git_commit, installed_bundle
 
 PUBLISHED = REPO_DIR / "book" / "published.yml"
+
+
+# Strings read from a run's manifest or history, a results bundle's bundle.json, an edition's
+# part.json/parts.json or a cached metrics file come from whoever made the archive, and pages render
+# raw HTML and MyST roles: every such string goes into a page's Markdown through one of these two.
+_MD_SPECIALS = frozenset("\\`*_{}[]|$")  # escapes, code spans and roles, emphasis, links, table cells, math
+
+
+def _one_line(s: Any) -> str:
+    """``str(s)`` with every control, format and line/paragraph separator character (newlines,
+    tabs, NUL, bidi overrides) a space: pasted text cannot start a new block or paragraph."""
+    return "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in str(s))
+
+
+def md_text(s: Any) -> str:
+    """``s`` as literal running text of a Markdown (MyST) page, wherever it is pasted in a line or a
+    table cell: on one line, HTML escaped (``<``, ``>``, ``&``: no tag, no entity, no autolink) and
+    the inline syntax (code spans and roles, emphasis, links, table cells, math) backslash-escaped.
+    An underscore between two letters or digits (``x86_64``, ``batch_size``) can delimit nothing
+    and is left as it is."""
+    t = _one_line(s)
+    out = []
+    for i, c in enumerate(t):
+        if c in _MD_SPECIALS and not (c == "_" and 0 < i < len(t) - 1 and t[i - 1].isalnum() and t[i + 1].isalnum()):
+            out.append("\\")
+        out.append(c)
+    return html.escape("".join(out), quote=False)
+
+
+def md_code(s: Any, table: bool = False) -> str:
+    """``s`` as an inline code span (shown verbatim, HTML and roles inert inside it): on one line,
+    fenced by a backtick run longer than any inside it (padded with a space where ``s`` starts or
+    ends with a backtick). ``table``: for a table cell, where a pipe would end the cell even in code."""
+    t = _one_line(s)
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", t)), default=0) + 1)
+    pad = " " if t[:1] == "`" or t[-1:] == "`" or (t[:1] == " " and t[-1:] == " " and t.strip()) else ""
+    if table:
+        t = t.replace("|", "\\|")
+    return f"{fence}{pad}{t}{pad}{fence}"
 
 
 def _glue(name: str, value: Any, display: bool = False) -> None:
@@ -236,65 +278,84 @@ def provenance(notebook: str, profile: str, params: dict[str, Any], runs: Sequen
     per configuration (named by the settings that tell it from the page's other configurations of
     its model, e.g. β1 and batch size in the sweep), its seeds, epochs and the wall time of its
     batch, then the run ids. Device and commit get a column only where the runs differ in them.
+
+    The device and the code commit a run was trained on are what its manifest states (a run from a
+    results bundle or part: whoever made the archive), so the page says them as such; every string
+    read from a manifest or a bundle goes in through ``md_text`` or ``md_code``.
     """
     def device(r: Run) -> str:
-        return f"{r.manifest['device']} ({r.manifest['device_name']})"
+        return f"{md_text(r.manifest['device'])} ({md_text(r.manifest['device_name'])})"
 
-    shared = {"device": {device(r) for r in runs}, "code commit": {r.manifest["git_commit"] for r in runs}}
+    shared = {"device": {device(r) for r in runs}, "code commit": {str(r.manifest["git_commit"]) for r in runs}}
     groups: dict[tuple[str, str], list[Run]] = {}
     for r in runs:
         config = {k: v for k, v in r.manifest["config"].items() if k not in ("seed", "device")}
-        groups.setdefault((r.manifest["model"], json.dumps(config, sort_keys=True)), []).append(r)
+        groups.setdefault((str(r.manifest["model"]), json.dumps(config, sort_keys=True)), []).append(r)
     header = ["configuration", "seeds", "epochs", "training wall time (its batch)"]
-    header += [k for k, v in shared.items() if len(v) > 1]
+    differ = [k for k, v in shared.items() if len(v) > 1]
+    header += differ
     rows = []
     for (model, key), rs in groups.items():
         config = json.loads(key)
         others = [json.loads(k) for (m, k) in groups if m == model and k != key]
         differs = [k for k in config if any(o.get(k) != config[k] for o in others)]
-        label = model + "".join(f", {k} = {config[k]}" for k in differs)
+        label = md_text(model) + "".join(f", {md_text(k)} = {md_text(config[k])}" for k in differs)
         m = rs[0].manifest
-        row = [label, ", ".join(str(r.manifest["seed"]) for r in rs), m["epochs"],
+        row = [label, ", ".join(md_text(r.manifest["seed"]) for r in rs), md_text(m["epochs"]),
                f"{max(r.manifest['wall_seconds'] for r in rs):.0f} s"]
         if len(shared["device"]) > 1:
             row.append(" / ".join(sorted({device(r) for r in rs})))
         if len(shared["code commit"]) > 1:
-            row.append(" / ".join(f"`{c}`" for c in sorted({r.manifest["git_commit"] for r in rs})))
+            row.append(" / ".join(md_code(c, table=True) for c in sorted({str(r.manifest["git_commit"]) for r in rs})))
         rows.append(row)
     same = []
     if len(shared["device"]) == 1:
         same.append(f"on {next(iter(shared['device']))}")
     if len(shared["code commit"]) == 1:
-        same.append(f"from code commit `{next(iter(shared['code commit']))}`")
-    trained = (f" Every run was trained {' '.join(same)}." if same and runs else "")
+        same.append(f"from code commit {md_code(next(iter(shared['code commit'])))}")
+    trained = (f" Every run's manifest states it was trained {' '.join(same)}." if same and runs else "")
+    if differ and runs:
+        trained += f" The table gives the {' and '.join(differ)} each run's manifest states."
     overrides = {k: v for k, v in params.items() if v is not None}
     # results/<profile>/runs/<id>: the bundle installed for the profile these runs belong to
     bundle = installed_bundle(profile, runs[0].path.parents[2]) if runs and len(runs[0].path.parents) > 2 else None
-    ids = ", ".join(f"`{r.path.name}`" for r in runs)
-    return (bundle_notice(bundle) + f"**How this page was produced.** Profile `{profile}`"
-            + (f", overrides `{overrides}`" if overrides else ", no overrides")
-            + f"; rendered at commit `{git_commit()}`.{trained} {len(runs)} runs in {len(groups)} configurations. "
-            + f"Rerun this chapter: `{rerun_command(notebook, profile, params)}`; "
+    ids = ", ".join(md_code(r.path.name) for r in runs)
+    return (bundle_notice(bundle, profile) + f"**How this page was produced.** Profile {md_code(profile)}"
+            + (f", overrides {md_code(overrides)}" if overrides else ", no overrides")
+            + f"; rendered at commit {md_code(git_commit())}.{trained} "
+            + f"{len(runs)} runs in {len(groups)} configurations. "
+            + f"Rerun this chapter: {md_code(rerun_command(notebook, profile, params))}; "
             + "a run whose configuration is unchanged is reused from `results/`, not retrained.\n\n"
             + f"<details><summary>The runs behind this page</summary>\n\n{markdown_table(header, rows)}\n\n"
-            + f"Run ids (folders in `results/{profile}/runs/`): {ids}.\n\n</details>")
+            + f"Run ids (folders in {md_code(f'results/{profile}/runs/')}): {ids}.\n\n</details>")
 
 
-def bundle_notice(bundle: dict[str, Any] | None) -> str:
+def bundle_notice(bundle: dict[str, Any] | None, profile: str | None = None) -> str:
     """Where the page's runs come from when its profile renders an installed results bundle: a
-    line, or a warning when the bundle was made by other code than the page's (installed on request)."""
+    line, or a warning when the bundle was made by other code than the page's (installed on request).
+
+    What bundle.json says about itself (device, dates, commits, code version) is said as the
+    bundle's statement: import checked every file against the bundle's own SHA-256 sums, which
+    shows the files arrived intact, not who or what made them. Every string from the bundle goes in
+    through ``md_text`` or ``md_code``."""
     if bundle is None:
         return ""
     p = bundle["provenance"]
-    origin = (f"trained on {p['device_name']} ({p['device']}), exported {p['created'][:10]} at commit "
-              f"`{p['git_commit']}`")
+    name = md_code(Path(str(bundle["source"])).name)
+    origin = (f"trained on {md_text(p['device_name'])} ({md_text(p['device'])}) and exported on "
+              f"{md_text(str(p['created'])[:10])} at commit {md_code(p['git_commit'])}")
     if bundle.get("other_code"):
-        return (f"> **Numbers from other code.** This page renders the results bundle `{Path(bundle['source']).name}` "
-                f"({origin}), made by code version `{p['code_version']}`, not this checkout's "
-                f"(`{code_version()}`): {'; '.join(bundle['changes'])}. What it shows is what that code computed.\n\n")
-    return (f"**Results bundle.** The runs and numbers on this page come from `{Path(bundle['source']).name}` "
-            f"({origin}, this code's edition, every file verified at import); the machine that rendered "
-            "the page trained nothing.\n\n")
+        changes = "; ".join(md_text(c) for c in bundle["changes"]) or "the groups of runs the profile trains"
+        return (f"> **Numbers from other code.** This page renders the results bundle {name}, which states it was "
+                f"made by code version {md_code(p['code_version'])} (not this checkout's, {md_code(code_version())}), "
+                f"{origin}. Where that code differs from this checkout: {changes}. What the page shows is what that "
+                "code computed.\n\n")
+    group = f"mnistgen train all --profile {profile or bundle.get('profile', 'P')} --group NAME"
+    return (f"**Results bundle.** The runs and numbers on this page come from {name}; the bundle states they were "
+            f"{origin}. Every file was checked against the bundle's own SHA-256 sums at import (intact, not altered "
+            "in transit); that this code made them is confirmed only by retraining a group and comparing "
+            f"({md_code(group)}; `mnistgen edition status` lists the groups). The machine that rendered the page "
+            "trained nothing.\n\n")
 
 
 def published(name: str) -> dict[str, Any]:
@@ -318,21 +379,23 @@ def published_value(table: dict[str, Any], key: str, **match: Any) -> float | No
 
 def results_markdown(m: dict[str, Any]) -> str:
     """The README's results at a glance, from one ``results/<profile>/metrics.json`` (mean ± sd over
-    seeds): ``python -m mnistgen summary --profile P`` prints it, so that no number is typed by hand."""
+    seeds): ``python -m mnistgen summary --profile P`` prints it, so that no number is typed by hand.
+    Its strings (profile, yardstick names, settings) go in through ``md_text``: the file may come
+    with a results bundle."""
     names, n = m["yardsticks"], len(m["seeds"])
 
     def by(model: str, key: str, digits: int = 2) -> str:
         return " / ".join(cell(m[model]["by_yardstick"][y], key, digits) for y in names)
 
-    ys = " / ".join(names)
+    ys = " / ".join(md_text(y) for y in names)
     rows = [[f"classifier test accuracy ({ys})", " / ".join(f"{100 * m['classifiers'][y]['test_accuracy']:.2f}%" for y in names)]]
     if "gan" in m:
         c = m["gan_choice"]
-        rows.append([f"GAN (β1 = {c['beta1']}, batch {c['batch_size']}, the sweep's pick): FID {ys} / IS / Parzen (nats) / "
+        rows.append([f"GAN (β1 = {md_text(c['beta1'])}, batch {md_text(c['batch_size'])}, the sweep's pick): FID {ys} / IS / Parzen (nats) / "
                      "top-class share", f"{by('gan', 'fid')} / {cell(m['gan'], 'inception_score')} / "
                      f"{cell(m['gan'], 'parzen_ll', 0)} / {cell(m['gan'], 'top_class_share')}"])
     if "acgan" in m:
-        rows.append([f"AC-GAN: class accuracy {ys}; FID {names[0]} / IS",
+        rows.append([f"AC-GAN: class accuracy {ys}; FID {md_text(names[0])} / IS",
                      f"{by('acgan', 'class_accuracy', 3)}; {cell(m['acgan'], 'fid')} / {cell(m['acgan'], 'inception_score')}"])
     if "vae" in m:
         v = m["vae"]
@@ -342,13 +405,14 @@ def results_markdown(m: dict[str, Any]) -> str:
     rows.append([f"real training images: FID {ys} / IS / Parzen",
                  " / ".join(f"{real['by_yardstick'][y]['fid']:.2f}" for y in names)
                  + f" / {real['inception_score']:.2f} / {real['parzen_ll']:.0f}"])
-    out = [markdown_table([f"{m['profile']} profile", f"mean ± sd over {n} seeds"], rows)]
+    out = [markdown_table([f"{md_text(m['profile'])} profile", f"mean ± sd over {n} seeds"], rows)]
     if m.get("gan_sweep"):
         out.append(markdown_table(["β1", "batch", "epochs", "final FID", "final IS", "top-class share"],
-                                  [[r["beta1"], r["batch_size"], r["epochs"], cell(r, "fid", 1),
-                                    cell(r, "inception_score"), cell(r, "top_class_share")] for r in m["gan_sweep"]]))
+                                  [[md_text(r["beta1"]), md_text(r["batch_size"]), md_text(r["epochs"]),
+                                    cell(r, "fid", 1), cell(r, "inception_score"), cell(r, "top_class_share")]
+                                   for r in m["gan_sweep"]]))
     if m.get("vae_iwae"):
         out.append(markdown_table(["objective", "k", "epochs", "seeds", "test NLL (nats)", "active units"],
-                                  [[r["objective"], r["k"], r["epochs"], len(r["seeds"]), cell(r, "test_nll"),
-                                    cell(r, "active_units", 1)] for r in m["vae_iwae"]]))
+                                  [[md_text(r["objective"]), md_text(r["k"]), md_text(r["epochs"]), len(r["seeds"]),
+                                    cell(r, "test_nll"), cell(r, "active_units", 1)] for r in m["vae_iwae"]]))
     return "\n\n".join(out)
