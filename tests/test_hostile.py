@@ -211,20 +211,23 @@ def test_a_run_folder_the_bundle_does_not_list_is_refused(sandbox):
     refused(write_tar(with_sums(files), sandbox / "in" / "b.tar.gz"), sandbox, "not listed: vae-seed7-0123456789")
 
 
-def test_a_part_without_runs_or_with_a_made_up_group_is_refused(sandbox):
+def test_a_part_without_runs_under_a_made_up_group_is_refused(sandbox):
+    """The attack as it was made: part.json and its parts.json entry both say ``runs: null`` for a
+    group the profile does not have (``None == None`` passed), and every folder was installed."""
     parted_edition(sandbox / "editions")
     victim = sandbox / "editions" / PROFILE / parts.part_name("vae")
     with tarfile.open(victim) as tar:
         files = {m.name: tar.extractfile(m).read() for m in tar}
-    for change in ({"runs": None}, {"group": "made up"}):
-        meta = {**json.loads(files["part.json"]), **change}
-        write_tar(with_sums({**files, "part.json": json.dumps(meta).encode()}), victim)
-        record = json.loads((sandbox / "editions" / PROFILE / parts.PARTS_FILE).read_text())
-        record["parts"]["vae"]["sha256"] = hashlib.sha256(victim.read_bytes()).hexdigest()
-        (sandbox / "editions" / PROFILE / parts.PARTS_FILE).write_text(json.dumps(record))
-        with pytest.raises(TransferError, match="runs|made up"):
-            parts.import_parts(PROFILE, sandbox / "editions", sandbox / "results", log=lambda _: None)
-        assert not (sandbox / "results" / PROFILE / "runs").exists()
+    files.update(run_members("vae-seed7-0123456789"))  # a planted run beside the genuine ones
+    meta = {**json.loads(files["part.json"]), "group": "made up", "runs": None}
+    write_tar(with_sums({**files, "part.json": json.dumps(meta).encode()}), victim)
+    record = json.loads((sandbox / "editions" / PROFILE / parts.PARTS_FILE).read_text())
+    entry = record["parts"].pop("vae")
+    record["parts"]["made up"] = {**entry, "runs": None, "sha256": hashlib.sha256(victim.read_bytes()).hexdigest()}
+    (sandbox / "editions" / PROFILE / parts.PARTS_FILE).write_text(json.dumps(record))
+    with pytest.raises(TransferError, match="runs"):
+        parts.import_parts(PROFILE, sandbox / "editions", sandbox / "results", log=lambda _: None)
+    assert not (sandbox / "results" / PROFILE / "runs").exists()
 
 
 def test_a_manifest_of_another_run_is_refused(sandbox):
