@@ -109,3 +109,38 @@ def server(built_book):
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
+
+
+# Per-test timeouts (pytest-timeout; the default is `timeout` in pyproject.toml, method `signal`, so
+# a deadlocked test, e.g. one waiting on a run folder's flock in runs.exclusive, fails with its
+# traceback instead of hanging CI). Items whose legitimate work exceeds the default get more:
+# - nbval's notebook cells: nbval's own cell timeout (--nbval-cell-timeout) plus its kernel start-up
+#   timeout plus a minute, so nbval's own timeout (which interrupts the kernel and reports the
+#   cell's traceback) always fires first;
+# - tests marked slow or browser, and those using the book or the smoke bundle (a session or module
+#   fixture's set-up counts toward the first test that uses it: run alone, the book executes the
+#   reference chapters, then jupyter-book under its own 900 s bound): twice that bound.
+# A timeout given on the command line or in PYTEST_TIMEOUT (e.g. --timeout 0) applies unchanged.
+HEAVY_TIMEOUT = 1800
+HEAVY_FIXTURES = {"built_book", "server", "smoke_bundle", "assembled"}
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.pluginmanager.hasplugin("timeout") or config.getvalue("timeout") is not None \
+            or os.environ.get("PYTEST_TIMEOUT"):
+        return
+    default = float(config.getini("timeout") or 0)
+    if default <= 0:
+        return
+    nbval_cell = None
+    if config.pluginmanager.hasplugin("nbval"):
+        nbval_cell = (float(config.getoption("nbval_cell_timeout")) + float(config.getoption("nbval_kernel_startup_timeout"))
+                      + 60)
+    for item in items:
+        if item.get_closest_marker("timeout") is not None:
+            continue  # the test's own
+        if type(item).__name__ == "IPyNbCell" and nbval_cell is not None:
+            item.add_marker(pytest.mark.timeout(nbval_cell))
+        elif (item.get_closest_marker("slow") or item.get_closest_marker("browser")
+              or HEAVY_FIXTURES & set(getattr(item, "fixturenames", ()))):
+            item.add_marker(pytest.mark.timeout(max(default, HEAVY_TIMEOUT)))
