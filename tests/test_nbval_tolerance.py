@@ -57,6 +57,14 @@ def test_snap_only_replaces_when_text_and_every_number_agree():
     assert snap(row, "| VAE | 47.69 | 1.00 | -357 ± 1 |") != row
 
 
+def test_a_measurement_rounded_to_whole_units_may_round_the_other_way():
+    """"mean ± sd" is a float rounded to the sd's precision: another CPU can round it one unit off,
+    on either side of the ±; an integer that is not beside a ± (a count) still must match."""
+    assert snap("GAN Parzen -336 ± 19 nats", "GAN Parzen -335 ± 18 nats") == "GAN Parzen -336 ± 19 nats"
+    assert snap("-336 ± 19", "-341 ± 19") == "-341 ± 19"  # beyond 0.5 % and two units: a real change
+    assert snap("15 epochs, -336 ± 19", "16 epochs, -336 ± 19") == "16 epochs, -336 ± 19"
+
+
 def _notebook(printed_ref: str, code_prints: str) -> dict:
     return {"nbformat": 4, "nbformat_minor": 5,
             "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
