@@ -33,6 +33,7 @@ import re
 import tarfile
 import tempfile
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -280,7 +281,7 @@ def assembled(profile: str, root: Path = EDITIONS_DIR) -> dict[str, Any] | None:
             if not member.isreg() or member.size > schemas.MAX_JSON_BYTES:
                 raise ValueError(f"its {BUNDLE_FILE} is not a small plain file")
             meta = schemas.parse_json(tar.extractfile(member).read(), schemas.BundleMeta, f"{path}: {BUNDLE_FILE}")
-    except (tarfile.TarError, EOFError, OSError, KeyError, AttributeError, ValueError) as e:
+    except (tarfile.TarError, EOFError, OSError, KeyError, AttributeError, ValueError, zlib.error) as e:
         raise TransferError(f"{path} is not a readable bundle ({type(e).__name__}: {e})") from None
     named = {n: e.sha256 for n, e in meta.parts.files.items()} if meta.parts else {}
     listed = {n: e["sha256"] for n, e in read_parts(profile, root)["parts"].items()}

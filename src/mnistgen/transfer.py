@@ -20,6 +20,7 @@ import shutil
 import tarfile
 import tempfile
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -134,7 +135,7 @@ def unpack_verified(path: Path, into: Path, what: str, digest: str | None = None
                     raise TransferError(f"{path}: member {m.name!r} ({m.size} bytes) goes over the limits "
                                         f"({limit} bytes a member, {MAX_TOTAL_BYTES} in all); refused")
                 got[m.name] = _copy_hashed(tar.extractfile(m), into / m.name, limit, str(path))
-    except (tarfile.TarError, EOFError, OSError, ValueError) as e:
+    except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error) as e:
         raise TransferError(f"{path} is truncated or damaged ({type(e).__name__}: {e}); nothing was installed") from None
     for needed in (SUMS, meta_file):
         if needed not in got:
