@@ -324,7 +324,8 @@ def parse_json(data: bytes, model: Any, origin: str) -> Any:
     try:
         return model.validate_python(obj) if hasattr(model, "validate_python") else model.model_validate(obj)
     except ValidationError as e:
-        errors = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg'][:160]}"
+        errors = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: "
+                           + err["msg"].removeprefix("Value error, ").removesuffix("; refused")[:160]
                            for err in e.errors()[:3])
         raise SchemaError(f"{origin}: {errors}; refused") from None
     except RecursionError:
