@@ -206,6 +206,17 @@ display(Markdown(table))
 # `profiles/burda.yml` runs theirs in full, {glue:text}`iwae_burda_epochs` epochs (a GPU's work:
 # `mnistgen train all --profile burda`). {glue:text}`iwae_gap`
 #
+# **Are the rows still improving?** {numref}`fig-iwae-curves` follows each row's test ELBO through
+# training against updates, beside this chapter's VAE. {glue:text}`iwae_trends`
+# {glue:text}`iwae_vs_vae`
+#
+# ```{glue:figure} iwae_curves
+# :name: fig-iwae-curves
+#
+# Test ELBO (nats, higher is better) during training of every row of {numref}`tab-iwae` and of
+# this chapter's VAE, against updates: every seed (thin) and the mean (thick).
+# ```
+#
 # **What the full protocol costs.** {glue:text}`iwae_bill`
 #
 # ```{glue:figure} iwae_k
@@ -241,12 +252,15 @@ def published_nll(table, row):
 
 
 names = {"iwae": "IWAE", "vae": "VAE (mean of k ELBOs)"}
-report.glue_markdown("iwae_table", report.markdown_table(
+iwae_caption = (f"Burda et al.'s model trained here on each bound (mean ± sd over {len(iwae_rows[0]['seeds'])} seeds) "
+                "beside their Table 1 and the nbip/IWAE reproduction: test NLL in nats (lower is better) and active "
+                "latent units.")
+report.glue_markdown("iwae_table", f"```{{table}} {iwae_caption}\n:name: tab-iwae\n\n" + report.markdown_table(
     ["training bound", "k", "test NLL, this report", f"active units (of {icfg.z_dim})", "epochs", "batch",
      "Burda et al. (2016)", "nbip/IWAE reproduction"],
     [[names[r["objective"]] + (" = VAE" if r["k"] == 1 else ""), r["k"], report.cell(r, "test_nll"),
       report.cell(r, "active_units", 1), f"{r['epochs']:,}", r["batch_size"], published_nll(burda, r), published_nll(nbip, r)]
-     for r in iwae_rows]))
+     for r in iwae_rows]) + "\n```")
 report.glue_figure("iwae_k", plots.nll_vs_k(iwae_rows, {"Burda et al. (2016)": burda, "nbip/IWAE": nbip}), profile)
 
 # how far each row is from the published ones (this page's mean minus theirs)
@@ -259,6 +273,29 @@ for r in iwae_rows:
         gaps.append(f"{names[r['objective']].split(' ')[0]} k = {r['k']}: " + ", ".join(theirs_))
 report.glue_text("iwae_gap", ("Distance to the published rows, this page's mean minus theirs (nats): "
                               + "; ".join(gaps) + ".") if gaps else "")
+# the rows' training curves and trends (findings.py), and the report's VAE against the k = 1 row
+from mnistgen import findings  # noqa: E402
+
+row_name = lambda r: f"{names[r['objective']].split(' ')[0]} k = {r['k']}"
+iwae_hist = {row_name(r): findings.run_histories(profile, r["runs"]) for r in iwae_rows}
+per_epoch = {row_name(r): updates(icfg) // icfg.epochs for r in iwae_rows}
+vae_label = f"this chapter's VAE (d = {cfg.z_dim})"
+report.glue_figure("iwae_curves", plots.group_curves({**iwae_hist, vae_label: [r.history for r in runs]}, "test_elbo",
+                                                      "test ELBO (nats)",
+                                                      {**per_epoch, vae_label: updates(cfg) // cfg.epochs}), profile)
+trends = []
+for name_, hs in iwae_hist.items():
+    try:
+        t = findings.trend(hs, "test_elbo", per=10)
+        trends.append(f"{name_}: {t.direction} ({report.values_text(t.slopes, 2)} nats per 10 epochs)")
+    except ValueError:
+        trends.append(f"{name_}: too few epochs for a trend")
+report.glue_text("iwae_trends", "Over the last third of their epochs, with the learning rate at its last stages, the test "
+                 "ELBO's fitted slope per seed (rising is improving; one-sample t-test over seeds at the 5 % level) is "
+                 + "; ".join(trends) + ".")
+k1 = next((r for r in iwae_rows if r["objective"] == "iwae" and r["k"] == 1), None)
+report.glue_text("iwae_vs_vae", "" if k1 is None else findings.vae_against_burda(
+    [r.history for r in runs], cfg, iwae_hist[row_name(k1)], make_config("iwae", profile, epochs=iwae_epochs, k=1)))
 cost = parts.measured("iwae-cost")
 if cost is None:
     report.glue_text("iwae_bill", "Not measured yet (`python -m benchmarks.iwae_cost`).")
@@ -340,7 +377,7 @@ with torch.no_grad():
     read = {name: evaluate.classify(judge.models["net"], imgs)[0].argmax(1).cpu() for name, imgs in
             (("original", test.images[pick]), ("reconstruction", rec))}
     agree = {name: float((p == test.labels[pick]).float().mean()) for name, p in read.items()}
-report.glue_text("vae_recon_acc", f"the first yardstick labels {100 * agree['reconstruction']:.1f}% of 1,000 random "
+_ = report.glue_text("vae_recon_acc", f"the first yardstick labels {100 * agree['reconstruction']:.1f}% of 1,000 random "
                  f"test digits' reconstructions correctly (seed 0), against {100 * agree['original']:.1f}% of the digits "
                  "themselves: " + ("the reconstructions keep the digit." if agree["reconstruction"] >= agree["original"] - 0.05
                                    else "the reconstructions lose part of it."))

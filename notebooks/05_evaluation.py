@@ -241,9 +241,17 @@ caption = f"FID, Inception Score and AC-GAN class accuracy under each yardstick:
 report.glue_markdown("eval_yardsticks", f"```{{table}} {caption}\n:name: tab-eval-yardsticks\n\n"
                      + report.markdown_table(header, rows) + "\n```")
 orders = {nm: ranking(nm) for nm in names}
-if orders[names[0]][0] == orders[names[-1]][0]:
+# a step of a ranking is a difference only where Welch's test over seeds says so (p < ALPHA)
+ties = [f"{label[a]} and {label[b]} under {nm}" for nm in names for a, b in zip(orders[nm][0], orders[nm][0][1:])
+        if report.verdict(fids[nm][a], fids[nm][b], lower_is_better=True) == "indistinguishable"]
+same_order = orders[names[0]][0] == orders[names[-1]][0]
+if same_order and not ties:
     sentence = (f"The two yardsticks rank the models the same way by FID: {orders[names[0]][1]} under "
                 f"{names[0]}, {orders[names[-1]][1]} under {names[-1]}.")
+elif same_order:
+    sentence = (f"The two yardsticks put the models' mean FIDs in the same order, {orders[names[0]][1]} under "
+                f"{names[0]} and {orders[names[-1]][1]} under {names[-1]}, but not every step is a measurable "
+                f"difference (p ≥ {report.ALPHA}): {'; '.join(ties)}.")
 else:
     pos = {nm: {m: i for i, m in enumerate(orders[nm][0])} for nm in names}
     swapped = [f"{label[a]} and {label[b]}" for i, a in enumerate(runs) for b in list(runs)[i + 1:]
@@ -330,82 +338,100 @@ _ = report.glue_text("eval_modes", "Against the training images' own shares (the
                      "digit equally often, so its shares measure how often the yardstick agrees with the request.")
 
 # %% [markdown]
-# ## Does the GAN copy its training data?
+# ## Do the GANs copy their training data?
 #
-# A generator that memorised training images would score well on most of these metrics.
-# {numref}`fig-eval-nn` puts samples of the GAN's seed 0 beside their nearest training images,
-# in pixel space and in the first yardstick's feature space.
+# A generator that memorised training images would score well on most of these metrics. For every
+# seed of the GAN and the AC-GAN, {glue:text}`mem_n` of its samples (drawn as the judged ones are)
+# are matched with their nearest image among the 50,000 training images the model trained on, in
+# pixels and in the first yardstick's features, and so are {glue:text}`mem_n` random real test
+# images, which no model trained on: a sample no nearer than a new real digit is no copy.
+# {glue:text}`mem_gan` {glue:text}`mem_acgan` {numref}`fig-eval-nn` shows the closest pairs over
+# all seeds, the likeliest copies.
 #
 # ```{glue:figure} eval_nn
 # :name: fig-eval-nn
 #
-# Top row: GAN samples (seed 0). Middle: the nearest of the 50,000 training images it trained on,
-# in pixel space (Euclidean). Bottom: the nearest in the first yardstick's feature space.
+# The GAN samples nearest to a training image over all seeds (top row; above each, its seed and
+# the pixel distance, pixels in [0, 1]) and those training images (bottom row).
 # ```
 
 # %% tags=["hide-input"]
-train = load_mnist(DATA_ROOT, train=True).split(VALIDATION_SIZE)[0]  # what the GAN trained on
-images, _ = evaluate.generate(runs["gan"][0], 10)
-_, f_train = evaluate.classify(first.models["net"], train.images)
-_, f_q = evaluate.classify(first.models["net"], images)
-nn_pix = evaluate.nearest_neighbours(to_unit(images), to_unit(train.images))[:, 0]
-nn_feat = evaluate.nearest_neighbours(f_q, f_train)[:, 0]
-pix_dist = (to_unit(images) - to_unit(train.images[nn_pix])).norm(dim=1)
-report.glue_figure("eval_nn", plots.image_rows([images, train.images[nn_pix], train.images[nn_feat]],
-                                               ["GAN sample", "nearest (pixels)", "nearest (features)"]), profile)
-nn_dists = [evaluate.nearest_training_distance(r, 10) for r in runs["gan"]]  # the same question for every seed
-report.glue_mean_sd("nn_pix_dist", nn_dists, 2)
-# The baseline: real test images (never trained on) to their nearest training image, 100 at random.
+from mnistgen import memorisation  # noqa: E402
+
+train = load_mnist(DATA_ROOT, train=True).split(VALIDATION_SIZE)[0]  # what the GANs trained on
+n_mem = min(2000, ev.n_samples)
 test = load_mnist(DATA_ROOT, train=False)
-pick = torch.randperm(len(test.images), generator=torch.Generator().manual_seed(0))[:100]
-q = to_unit(test.images[pick])
-base = (q - to_unit(train.images)[evaluate.nearest_neighbours(q, to_unit(train.images))[:, 0]]).norm(dim=1)
-report.glue_text("nn_test_dist", report.mean_sd_text(float(base.mean()), float(base.std()), 2))
-report.glue_text("nn_compare", "closer to the training images than" if np.mean(nn_dists) < base.mean().item()
-                 else "no closer to the training images than")
-print("mean pixel-space distance to the nearest training image, per seed:", ", ".join(f"{d:.2f}" for d in nn_dists))
+test_pick = torch.randperm(len(test.images), generator=torch.Generator().manual_seed(0))[:n_mem]
+_, f_train = evaluate.classify(first.models["net"], train.images)
+_, f_test = evaluate.classify(first.models["net"], test.images[test_pick])
+mem, mem_images = {}, {}
+for m in ("gan", "acgan"):
+    imgs = [evaluate.generate(r, n_mem)[0] for r in runs[m]]
+    mem_images[m] = imgs
+    mem[m] = memorisation.measure([to_unit(x) for x in imgs], [evaluate.classify(first.models["net"], x)[1] for x in imgs],
+                                  to_unit(train.images), f_train, to_unit(test.images[test_pick]), f_test)
+report.glue_text("mem_n", f"{n_mem:,}")
+report.glue_text("mem_gan", memorisation.sentence(mem["gan"], "GAN", n_mem))
+report.glue_text("mem_acgan", memorisation.sentence(mem["acgan"], "AC-GAN", n_mem))
+closest = mem["gan"].closest
+report.glue_figure("eval_nn", plots.image_rows(
+    [torch.stack([mem_images["gan"][s][j] for _, s, j, _ in closest]), train.images[[i for *_, i in closest]]],
+    ["GAN sample", "nearest training image"],
+    col_labels=[f"s{runs['gan'][s].cfg.seed}: {d:.1f}" for d, s, _, _ in closest]), profile)
+print("mean pixel distance to the nearest training image, per seed: GAN",
+      ", ".join(f"{d:.2f}" for d in mem["gan"].pixel), "| AC-GAN", ", ".join(f"{d:.2f}" for d in mem["acgan"].pixel),
+      f"| test images {mem['gan'].test_pixel:.2f}")
 
 # %% [markdown]
-# The mean Euclidean distance (pixels in [0, 1]) from a sample to its nearest training image is
-# {glue:text}`nn_pix_dist` (mean ± sd over seeds, 10 samples each); a copied image would be at
-# distance 0. Real test images, which no model trained on, lie {glue:text}`nn_test_dist` from
-# theirs (mean ± sd over 100 random test images): the GAN's samples are
-# {glue:text}`nn_compare` unseen real digits are.
-#
 # ## What this chapter showed
 #
 # {glue:text}`eval_summary` {glue:text}`find_paper`
 
 # %% tags=["hide-input"]
-# What the chapter showed, and the findings the introduction quotes (glued here, pasted there).
+# What the chapter showed, and the findings the introduction quotes (glued here, pasted there;
+# also written to metrics.json, where `mnistgen summary` prints them for the README).
+found_text: dict[str, str] = {}
 epochs = runs["gan"][0].cfg.epochs
 paper_epochs = make_config("gan", "paper").epochs
-falling = sum(1 for r in runs["gan"] if (f := [h["fid"] for h in r.history if "fid" in h])[-1] < f[-2]) if all(
-    sum("fid" in h for h in r.history) > 1 for r in runs["gan"]) else None
-trend = ("" if falling is None else
-         f"; at its last quality check the GAN's FID was still falling for {falling} of its {n} seeds"
-         + (", so the models are not converged" if falling else ""))
+# "still improving" is the trend of a line through the last third of each seed's checks, tested over seeds
+from mnistgen import findings  # noqa: E402
+
+try:
+    gan_trend = findings.trend([r.history for r in runs["gan"]])
+    trend = {"falling": "; the GAN's validation FID was still falling over the last third of its checks "
+                        f"({gan_trend.first_epoch}–{gan_trend.last_epoch}), so it is not converged",
+             "rising": "; the GAN's validation FID was rising over the last third of its checks "
+                       f"({gan_trend.first_epoch}–{gan_trend.last_epoch}): it was past its best",
+             "flat": "; the GAN's validation FID had no measurable trend over the last third of its checks "
+                     f"({gan_trend.first_epoch}–{gan_trend.last_epoch})"}[gan_trend.direction]
+    trend += f" (a line fitted per seed rises for {gan_trend.rising} of {len(gan_trend.slopes)} seeds; one-sample t-test)"
+except ValueError:  # fewer than three quality checks: no trend
+    trend = ""
 short = epochs < paper_epochs
-report.glue_text("find_build", f"This build is the {profile} profile: every model trained for {epochs} epochs"
+found_text["build"] = report.glue_text("find_build", f"This build is the {profile} profile: every model trained for {epochs} epochs"
                  + (f" (the paper: {paper_epochs})" if short else "") + f", with seeds {', '.join(map(str, ev.seeds))}"
                  + trend + ".")
-found = report.sweep_findings(sweep)
-report.glue_text("find_sweep", f"Of the settings the paper leaves open (Adam's β1 and the batch size; validation FID "
-                 f"at the end of training, the rule fixed in advance), {found['pick']}. {found['rise']} {found['collapse']}")
+found = findings.sweep_findings(sweep, report.setting_name(choice))
+found_text["sweep"] = report.glue_text("find_sweep", f"Of the settings the paper leaves open (Adam's β1 and the batch size; validation FID), "
+                 f"{found['pick']} {found['factors_short']}")
+found_text["trend"] = report.glue_text("find_trend", found["trend"])
 acgan_vs = report.verdict(fids[names[0]]["acgan"], fids[names[0]]["gan"], lower_is_better=True)
-report.glue_text("find_gan", f"The GAN's FID in the {names[0]} yardstick's features is {report.cell(summary['gan'], 'fid')} "
+found_text["gan"] = report.glue_text("find_gan", f"The GAN's FID in the {names[0]} yardstick's features is {report.cell(summary['gan'], 'fid')} "
                  f"(real training images: {report.cell(real[names[0]], 'fid')}); its Parzen estimate "
                  f"{report.cell(summary['gan'], 'parzen_ll', 0)} nats (real training images: {real_ll:,.0f} under the "
                  f"same protocol; Goodfellow et al. (2014) report {gf['parzen_ll']} for their GAN).")
-report.glue_text("find_acgan", {"better": "The labels help: ", "worse": "The labels do not help: ",
-                                "indistinguishable": "The labels make no measurable difference to sample quality: "}[acgan_vs]
-                 + f"the AC-GAN's FID is {report.cell(summary['acgan'], 'fid')} against the GAN's "
-                 f"{report.cell(summary['gan'], 'fid')} ({report.p_text(fids[names[0]]['acgan'], fids[names[0]]['gan'])}), "
-                 f"and an independent classifier reads the requested digit in "
-                 f"{report.cell(summary['acgan'], 'class_accuracy', 3)} of its samples.")
-report.glue_text("find_vae", f"The VAE's importance-sampled test NLL is {report.cell(summary['vae'], 'test_nll')} nats "
+acgan_cfg, gan_cfg = runs["acgan"][0].cfg, runs["gan"][0].cfg
+_, like = findings.label_effect(findings.label_pairs(profile, sweep, runs["acgan"], device))
+found_text["acgan"] = report.glue_text("find_acgan", f"The AC-GAN (β1 = {acgan_cfg.beta1}, batch {acgan_cfg.batch_size}) against the GAN the "
+                 f"report picked (β1 = {gan_cfg.beta1}, batch {gan_cfg.batch_size}): "
+                 + {"better": "a lower test FID,", "worse": "a higher test FID,",
+                    "indistinguishable": "a test FID not measurably different,"}[acgan_vs]
+                 + f" {report.cell(summary['acgan'], 'fid')} against {report.cell(summary['gan'], 'fid')} "
+                 f"({report.p_text(fids[names[0]]['acgan'], fids[names[0]]['gan'])}); an independent classifier reads the "
+                 f"requested digit in {report.cell(summary['acgan'], 'class_accuracy', 3)} of its samples. {like}")
+found_text["vae"] = report.glue_text("find_vae", f"The VAE's importance-sampled test NLL is {report.cell(summary['vae'], 'test_nll')} nats "
                  f"(k = {summary['vae']['nll_k']:,}, {summary['vae']['nll_images']:,} random test images).")
-report.glue_text("find_rank", sentence)
+found_text["rank"] = report.glue_text("find_rank", sentence)
 from mnistgen.bundle import EDITIONS_DIR  # noqa: E402 - where shipped editions live
 
 paper_scale = (f"{make_config('gan', 'paper').epochs} GAN epochs, "
@@ -425,10 +451,14 @@ else:  # trained on CPU a group at a time (hours each), shipped in parts: say ho
              + (f" ({', '.join(shipped)})" if shipped else "") + " (README, \"Editions and results bundles\"); "
              "these numbers are the " + profile + " profile's.")
 report.glue_text("find_paper", where)
-report.glue_text("find_rank_short", "the two order the models the same way" if orders[names[0]][0] == orders[names[-1]][0]
-                 else "here they order the models differently")
+report.glue_text("find_rank_short", ("the two rank the models the same way" if same_order and not ties else
+                                     "the two put the mean FIDs in the same order, though not every step is a "
+                                     "measurable difference under both" if same_order else
+                                     "here they order the models differently"))
 report.glue_text("find_vae_modes", off_share("VAE").removeprefix("the VAE draws "))
 _ = report.glue_text("eval_summary", sentence + " " + f"The AC-GAN draws the requested digit in "
                  f"{report.cell(summary['acgan'], 'class_accuracy', 3)} of its samples; the VAE's test NLL is "
                  f"{report.cell(summary['vae'], 'test_nll')} nats. "
                  + (f"These are numbers after {epochs} of the paper's {paper_epochs} epochs{trend}." if short else ""))
+results["findings"] = found_text
+atomic_write_json(out / "metrics.json", results)

@@ -75,16 +75,26 @@ def test_the_bundle_ships_what_the_figures_use_and_nothing_else(smoke_bundle):
     groups = edition.profile_groups("smoke", ev)
     sweep = make_config("gan_sweep", "smoke")
     settings = len(sweep.beta1s) * len(sweep.batch_sizes)
-    assert len([g for g in ids if g.startswith("gan objective")]) == 4 and len([g for g in ids if "beta1s" in groups[g]]) == 2
-    assert sorted(m for ms in shipped.values() for m in ms) == ["G"] * (4 + settings + 1) + ["net", "vae", "vae"]
+    followups = edition.followup_groups("smoke")  # the longer pick, the objective's four settings longer, the AC-GAN at 0.9
+    assert len(followups) == 6 and set(followups) <= set(ids)
+    assert len([g for g in ids if g.startswith("gan objective") and g not in followups]) == 4
+    assert len([g for g in ids if "beta1s" in groups[g]]) == 2
+    seeds = len(ev.seeds)  # the pick and the AC-GAN ship every seed's G (the copy test, the latent paths)
+    assert sorted(m for ms in shipped.values() for m in ms) == ["G"] * (4 + settings + 1 + 6 + 2 * (seeds - 1)) + [
+        "net", "vae", "vae"]
     chosen = [rid for rs in ids.values() for rid in rs if meta["shipped"][rid]["snapshots"]]
     # the sweep's pick, with its training strip
     assert len(chosen) == 1 and any(chosen[0] in ids[g] for g in ids if g.startswith("gan batch_size="))
-    for g in ids:  # only the first seed of every setting ships weights (the IWAE rows and the second yardstick: none)
+    for g in ids:  # only the first seed of every other setting ships weights (the IWAE rows and the second yardstick: none)
         members = edition.group_members("smoke", groups[g], ev)
-        firsts = {rid for c, rid in zip(members, ids[g]) if c.seed == members[0].seed
-                  and not g.startswith("iwae") and g != f"classifier arch={ev.yardsticks[-1]}"}
-        assert {rid for rid in ids[g] if rid in shipped} == firsts, g
+        pick_beta1 = members[ids[g].index(chosen[0])].beta1 if chosen[0] in ids[g] else None
+
+        def ships(c) -> bool:
+            if g.startswith("iwae") or g == f"classifier arch={ev.yardsticks[-1]}":
+                return False
+            return g == "acgan" or (pick_beta1 is not None and c.beta1 == pick_beta1) or c.seed == members[0].seed
+
+        assert {rid for rid in ids[g] if rid in shipped} == {rid for c, rid in zip(members, ids[g]) if ships(c)}, g
     payload = runs.read_checkpoint(_tmp_file(files[f"runs/{ids['acgan'][0]}/weights.pt"]))
     assert set(payload["state"]) == {"models", "epoch", "snapshots"} and set(payload["state"]["models"]) == {"G"}
     prov = meta["provenance"]

@@ -107,9 +107,10 @@ def test_parallel_render_shares_runs_and_writes_every_chapter(tmp_path, monkeypa
     import json
 
     runs = [p.name.split("-")[0] for p in (results / "smoke" / "runs").iterdir()]
-    # one directory per run: 2 yardsticks, 2 AC-GAN seeds, 2 x 2 sweep settings x 2 GAN seeds
+    # one directory per run: 2 yardsticks; 2 AC-GAN seeds at each of 2 beta1 (the follow-up's); 2 x 2 sweep
+    # settings x 2 GAN seeds and the follow-up's longer runs of one setting (2 seeds)
     assert sorted(set(runs)) == ["acgan", "classifier", "gan"]
-    assert (runs.count("classifier"), runs.count("acgan"), runs.count("gan")) == (2, 2, 8)
+    assert (runs.count("classifier"), runs.count("acgan"), runs.count("gan")) == (2, 4, 10)
     assert all((p / "manifest.json").is_file() for p in (results / "smoke" / "runs").iterdir())
     # and each was trained once, by one of the two chapters (a directory would not show a second training)
     log = [json.loads(line) for line in (results / "smoke" / "trained.jsonl").read_text().splitlines()]
@@ -140,8 +141,9 @@ def test_runs_trained_elsewhere_and_copied_in_are_reused_not_retrained(tmp_path,
     assert first.returncode == 0, first.stderr[-2000:]
     trained = [line for line in first.stdout.splitlines() if ": trained " in line or "reused cached run" in line]
     # yardsticks, sweep x seeds, the objective chapter's four (two losses x two regimes) x seeds, AC-GAN,
-    # VAE d=20 and d=2, the IWAE table's rows (IWAE k=1, 5; VAE k=5) x seeds
-    assert len(trained) == 2 + 4 * 2 + 4 * 2 + 2 + 2 + 2 + 3 * 2
+    # VAE d=20 and d=2, the IWAE table's rows (IWAE k=1, 5; VAE k=5) x seeds, and the follow-up groups:
+    # the pick's setting longer, the objective's four longer, the AC-GAN at beta1 0.9, x seeds
+    assert len(trained) == 2 + 4 * 2 + 4 * 2 + 2 + 2 + 2 + 3 * 2 + (1 + 4 + 1) * 2
     shutil.copytree(tmp_path / "gpu-box", tmp_path / "laptop")
     env["MNISTGEN_RESULTS"] = str(tmp_path / "laptop")
     again = _cli_env(env, "train", "all", "--profile", "smoke")

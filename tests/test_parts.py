@@ -60,7 +60,10 @@ def test_the_committed_paper_edition_names_every_part_shipped():
     assert made["current"], ("editions/paper.tar.gz names other parts than editions/paper/parts.json lists: "
                              "run `python -m mnistgen edition assemble --profile paper` again")
     groups = edition.profile_groups("paper", make_config("evaluation", "paper"))
-    assert made["parts"] == len(groups), f"{made['parts']} parts named, the profile has {len(groups)} groups"
+    listed = parts.read_parts("paper")["parts"]
+    pending = set(groups) - set(listed)
+    assert pending <= set(edition.followup_groups("paper")), f"groups of the first edition not shipped: {pending - set(edition.followup_groups('paper'))}"
+    assert made["parts"] == len(groups) - len(pending), f"{made['parts']} parts named, {len(groups) - len(pending)} shipped"
 
 
 def test_a_group_with_a_gan_brings_its_judge_and_an_unknown_group_is_named():
@@ -82,7 +85,10 @@ def test_edition_status_lists_every_group_with_its_state(tmp_path):
     groups = edition.profile_groups("smoke", make_config("evaluation", "smoke"))
     lines = [line.strip() for line in r.stdout.splitlines() if line.startswith("  ")]
     assert [line.split("  ")[0] for line in lines] == list(groups)
-    assert all(line.endswith("missing") for line in lines)  # nothing trained in an empty results folder
+    assert all(" runs: missing" in line for line in lines)  # nothing trained in an empty results folder
+    followup = edition.followup_groups("smoke")
+    assert [line.split("  ")[0] for line in lines if line.endswith("(follow-up: the edition renders without it until "
+                                                                   "it is shipped)")] == list(followup)
     assert r.stdout.splitlines()[-1] == f"0 of {len(groups)} groups shipped (0.0 MiB)"
 
 
@@ -226,3 +232,17 @@ def test_an_edition_is_assembled_only_from_every_one_of_its_groups(tmp_path):
     r = subprocess.run([sys.executable, "-m", "mnistgen", "edition", "assemble", "--profile", "smoke"],
                        capture_output=True, text=True, cwd=REPO, env={**os.environ, "MNISTGEN_RESULTS": str(tmp_path)})
     assert r.returncode != 0 and "not shipped in" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_two_groups_holding_one_run_are_refused(tmp_path, monkeypatch):
+    """The objective's longer runs at the sweep's epochs would be the sweep's beta1 0.5, batch 128 runs:
+    one run in two groups (shipped twice, and refused by bundle import). The profile is refused first."""
+    from mnistgen import config
+
+    text = (config.PROFILES_DIR / "smoke.yml").read_text().replace("objective_epochs: 3", "objective_epochs: 2")
+    assert "objective_epochs: 2" in text
+    (tmp_path / "smoke.yml").write_text(text)
+    monkeypatch.setattr(config, "PROFILES_DIR", tmp_path)
+    with pytest.raises(config.ConfigError, match=r"groups 'gan batch_size=128' and 'gan objective saturating=False k=1 "
+                                                 r"epochs=2' both hold run gan-seed0-"):
+        edition.run_ids("smoke")

@@ -108,35 +108,3 @@ def test_quality_checks_are_read_from_the_epochs_that_hold_them():
         report.check_nearest(h, 10, key="inception_score")
 
 
-def _sweep_row(beta1: float, fids_by_seed: list[dict[int, float]], top_share: float, epochs: int = 40) -> dict:
-    """A row as evaluate.gan_sweep returns it: runs with histories, mean ± sd of the last checks."""
-    import numpy as np
-
-    runs = [SimpleNamespace(history=_history(f, epochs)) for f in fids_by_seed]
-    finals = [f[epochs] for f in fids_by_seed]
-    return {"beta1": beta1, "batch_size": 64, "epochs": epochs, "runs": runs, "fid": float(np.mean(finals)),
-            "fid_sd": float(np.std(finals, ddof=1)), "top_class_share": top_share, "top_class_share_sd": 0.01}
-
-
-def test_the_sweep_findings_are_computed_from_the_histories():
-    # beta1 0.5: best early (~60 at epoch 10), worse by the end (~300); 0.9: flat at ~150, lowest at the end.
-    late = _sweep_row(0.5, [{10: 60 + s, 20: 100 + s, 30: 200 + s, 40: 300 + 3 * s} for s in range(4)], top_share=0.6)
-    flat = _sweep_row(0.9, [{10: 160 + s, 20: 150 - s, 30: 152 + s, 40: 149 + s} for s in range(4)], top_share=0.2)
-    found = report.sweep_findings([late, flat])
-    assert found["pick"].startswith("β1 = 0.9, batch 64 reached the lowest final FID of the 2 settings (150.5 ± 1.3)")
-    assert "clearly below the next, β1 = 0.5, batch 64" in found["pick"]
-    # the check nearest half of 40 epochs is epoch 20: 0.5 rose from ~101.5 to ~304.5, 0.9 did not move
-    assert found["rise"] == ("The FID rose over the second half of training (the last check against the one nearest half "
-                             "the schedule, Welch's t-test over seeds) for β1 = 0.5, batch 64 (101.5 ± 1.3 at epoch 20 → "
-                             "304 ± 4 at epoch 40).")
-    assert found["early"].startswith("Stopping each run at its lowest validation FID would have ranked β1 = 0.5, batch 64 "
-                                     "first (61.5 ± 1.3 at epoch 10), not the setting")
-    assert found["collapse"].endswith("β1 = 0.5, batch 64 (0.60 ± 0.01).")
-
-    calm = report.sweep_findings([flat])
-    assert calm["rise"] == "No setting's FID rose measurably over the second half of training."
-    # each seed's lowest: 149 (epoch 40), 149, 148, 147 (epoch 20)
-    assert calm["early"].endswith("(148.2 ± 1.0 at epochs 20–40), the same setting.")
-    assert calm["collapse"].startswith("No setting collapsed")
-    assert report.lowest_text(flat, short=True) == "148.2 ± 1.0 (20–40)"
-    assert report.lowest_text(late) == "61.5 ± 1.3 at epoch 10"

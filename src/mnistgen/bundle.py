@@ -68,8 +68,9 @@ def shipped_weights(profile: str) -> dict[str, tuple[tuple[str, ...], bool]]:
     """run id -> (the models whose weights the bundle ships, whether its GAN snapshots go too).
 
     What the chapters draw with: the first yardstick (the evaluation chapter's nearest neighbours
-    in its feature space), the first seed's generator of each objective run, of every GAN setting
-    of the sweep (the picked one with its snapshots: the training strip) and of the AC-GAN, the
+    in its feature space), the first seed's generator of each objective run and of every other GAN
+    setting, every seed's generator of the sweep's pick (the first with its snapshots: the training
+    strip) and of the AC-GAN (the latent paths' midpoints and the copy test use every seed), the
     first seed's VAE of both latent sizes. Every other number a chapter shows is a cached metric or a history."""
     ev = make_config("evaluation", profile)
     ids = edition.run_ids(profile)
@@ -82,13 +83,20 @@ def shipped_weights(profile: str) -> dict[str, tuple[tuple[str, ...], bool]]:
     out: dict[str, tuple[tuple[str, ...], bool]] = {rid: ((), False) for rs in ids.values() for rid in rs}
     for name, group in groups.items():
         firsts: dict[Any, str] = {}  # the first seed's run of every setting in the group (a sweep group has several)
-        for cfg, rid in zip(edition.group_members(profile, group, ev), ids[name]):
+        members = list(zip(edition.group_members(profile, group, ev), ids[name]))
+        for cfg, rid in members:
             firsts.setdefault(getattr(cfg, "beta1", None), rid)
         for beta1, first in firsts.items():
             if name == f"classifier arch={ev.yardsticks[0]}":
                 out[first] = (("net",), False)
             elif "beta1s" in group and (beta1, group["batch_size"]) == chosen:
-                out[first] = (("G",), True)
+                # the pick's every seed (the midpoints of its latent paths, the copy test), the first with its strip
+                for cfg, rid in members:
+                    if cfg.beta1 == beta1:
+                        out[rid] = (("G",), rid == first)
+            elif name == "acgan":  # every seed: the copy test
+                for _, rid in members:
+                    out[rid] = (("G",), False)
             elif group["model"] in ("acgan", "gan"):  # every other GAN setting's samples are drawn too
                 out[first] = (("G",), False)
             elif group["model"] == "vae":
@@ -112,6 +120,14 @@ def export(profile: str, out: Path | None = None, log: Callable[[str], None] = p
     out = Path(out) if out is not None else EDITIONS_DIR / f"{profile}.tar.gz"
     root = results_dir(profile, RESULTS_ROOT)
     ids = edition.run_ids(profile)
+    # a follow-up group goes in once it is complete (as a part, where the edition is made of parts);
+    # until then the edition holds the others and its chapters say the group is pending
+    for name in edition.followup_groups(profile):
+        complete = (name in made_of["parts"] if made_of is not None else
+                    all((root / "runs" / rid / "manifest.json").is_file() for rid in ids[name]))
+        if not complete:
+            log(f"bundle: follow-up group {name!r} is not trained yet: the edition goes without it (pending)")
+            del ids[name]
     missing = [rid for rs in ids.values() for rid in rs if not (root / "runs" / rid / "manifest.json").is_file()
                or not any((root / "runs" / rid / f).is_file() for f in ("checkpoint.pt", SHIPPED_WEIGHTS))]
     if missing:
@@ -119,8 +135,8 @@ def export(profile: str, out: Path | None = None, log: Callable[[str], None] = p
                           f"{', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}; run "
                           f"`mnistgen train all --profile {profile}` first")
     edition.measure(profile, log=log)  # cached ones are read, missing ones computed (no deadline)
-    policy = shipped_weights(profile)
     rids = [rid for rs in ids.values() for rid in rs]
+    policy = {rid: v for rid, v in shipped_weights(profile).items() if rid in rids}
     files, manifests = run_files(root / "runs", rids, policy, weights=made_of is None)
     shipped = {rid: {"models": list(m), "snapshots": s} for rid, (m, s) in policy.items()}
     meta = {"format": BUNDLE_FORMAT, "profile": profile, "runs": ids, "shipped": shipped,
@@ -276,9 +292,10 @@ def code_changes(profile: str, provenance: Provenance) -> list[str]:
 
 
 def _same_code(profile: str, runs: dict[str, list[str]], code: str, metric_code: str) -> bool:
-    """Whether this checkout computes an edition's numbers: the same run ids, and the training and
-    metric code versions it claims are this checkout's (a claim no run id backs is not believed)."""
-    return (edition.run_ids(profile) == runs and code == code_version()
+    """Whether this checkout computes an edition's numbers: the same run ids (follow-up groups not
+    shipped yet aside: ``edition.held_groups``), and the training and metric code versions it claims
+    are this checkout's (a claim no run id backs is not believed)."""
+    return (edition.held_groups(profile, runs) is not None and code == code_version()
             and metric_code == code_version(evaluate.METRIC_SOURCES))
 
 

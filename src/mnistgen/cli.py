@@ -335,10 +335,15 @@ def cmd_edition(args: argparse.Namespace) -> None:
     record = parts.read_parts(args.profile)
     print(f"profile {args.profile!r}: {len(rows)} groups; parts in {parts.parts_dir(args.profile)} "
           f"(training code {record['code_version'] or 'none yet'}, this checkout's {code_version()})")
+    from . import edition
+
+    followup = edition.followup_groups(args.profile)
     for r in rows:
         hours = "" if r["projected_hours"] is None else f", {r['projected_hours']:.2f} h projected on CPU"
         size = f", {r['part']['bytes'] / 2**20:.1f} MiB" if "part" in r else ""
-        print(f"  {r['group']:38} {r['runs']:2d} runs: {r['state']}{size}{hours}")
+        pending = " (follow-up: the edition renders without it until it is shipped)" if (
+            r["group"] in followup and r["state"] != "shipped") else ""
+        print(f"  {r['group']:38} {r['runs']:2d} runs: {r['state']}{size}{hours}{pending}")
     shipped = sum(r["state"] == "shipped" for r in rows)
     total = sum(r["part"]["bytes"] for r in rows if "part" in r)
     print(f"{shipped} of {len(rows)} groups shipped ({total / 2**20:.1f} MiB)")
@@ -351,8 +356,12 @@ def cmd_edition(args: argparse.Namespace) -> None:
     elif made is not None:
         print(f"{made['path']} is not made of the parts listed now: run `mnistgen edition assemble "
               f"--profile {args.profile}` again")
-    elif shipped == len(rows):
+    elif shipped == len(rows) or all(r["state"] == "shipped" or r["group"] in followup for r in rows):
         print(f"every group is shipped: `mnistgen edition assemble --profile {args.profile}` writes the edition")
+    if made is not None and made["current"] and shipped < len(rows):
+        print(f"{len(rows) - shipped} follow-up group(s) pending: train one with `mnistgen train all --profile "
+              f"{args.profile} --group NAME`, then `mnistgen bundle export --profile {args.profile} --group NAME` "
+              f"and `mnistgen edition assemble --profile {args.profile}`")
 
 
 def cmd_summary(args: argparse.Namespace) -> None:
@@ -402,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "else a LocalCluster of N workers)")
     r.set_defaults(func=cmd_render)
     t = sub.add_parser("train", help="train (or resume, or reuse) runs: one model's seeds, or every run of a profile")
-    t.add_argument("model", choices=sorted(m for m in CONFIGS if m not in ("evaluation", "gan_sweep", "iwae_table"))
+    t.add_argument("model", choices=sorted(m for m in CONFIGS if m not in ("evaluation", "gan_sweep", "iwae_table", "followup"))
                    + ["all"],
                    help="a model (-p seeds [0,1,2] trains several seeds as one batch) or 'all'")
     t.add_argument("--profile", default="quick", choices=profiles)

@@ -141,6 +141,24 @@ class SweepConfig:
 
 
 @dataclass(frozen=True)
+class FollowupConfig:
+    """Experiments that answer what the sweep, the objective chapter and the AC-GAN chapter leave
+    open, each a group of runs of its own (configuration only: the training code is the same).
+    None leaves an experiment out of the profile."""
+
+    model = "followup"
+    long_epochs: int | None = _p(None, "the sweep's setting (long_beta1, long_batch_size) trained this many epochs: "
+                                 "with twice the sweep's epochs at batch 128 it reaches the updates batch 64 "
+                                 "made in the sweep", lo=1, hi=10_000)
+    long_beta1: float = _p(0.9, "Adam beta1 of the long runs", lo=0.0, hi=0.9999)
+    long_batch_size: int = _p(128, "batch size of the long runs", lo=1, hi=60_000)
+    objective_epochs: int | None = _p(None, "the objective chapter's four settings trained this many epochs with "
+                                      "quality checks, so that sample quality can rank them", lo=1, hi=10_000)
+    acgan_beta1: float | None = _p(None, "the AC-GAN also trained with this Adam beta1, beside the GAN of the "
+                                   "same beta1 and batch size", lo=0.0, hi=0.9999)
+
+
+@dataclass(frozen=True)
 class IWAETableConfig:
     """The rows of the VAE chapter's comparison with Burda et al. (2016), Table 1: one
     configuration per (objective, k), each trained with these seeds as one batch and scored with
@@ -172,7 +190,7 @@ class EvalConfig:
 
 CONFIGS: dict[str, type] = {"gan": GANConfig, "acgan": ACGANConfig, "vae": VAEConfig, "iwae": IWAEConfig,
                             "classifier": ClassifierConfig, "evaluation": EvalConfig, "gan_sweep": SweepConfig,
-                            "iwae_table": IWAETableConfig}
+                            "iwae_table": IWAETableConfig, "followup": FollowupConfig}
 
 
 def describe(cls: type) -> str:

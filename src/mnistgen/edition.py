@@ -27,8 +27,8 @@ from typing import Any
 import torch
 
 from . import evaluate
-from .config import EvalConfig, TrainConfig, load_profile, make_config
-from .runs import RESULTS_ROOT, get_member_runs, results_dir, run_id
+from .config import ConfigError, EvalConfig, TrainConfig, load_profile, make_config
+from .runs import RESULTS_ROOT, NotInBundle, Run, get_member_runs, results_dir, run_id
 from .transfer import install_runs, pack_runs
 from .train import TimeLimitReached
 
@@ -39,6 +39,12 @@ from .train import TimeLimitReached
 OBJECTIVE_EPOCHS = 2
 OBJECTIVE_STRONG_K = 5
 OBJECTIVE = {"epochs": OBJECTIVE_EPOCHS, "quality_every": 0, "log_steps": True}
+
+
+# A group's keys that say how it trains or ships rather than configure its runs: ``beta1s`` (one
+# member per beta1), ``log_steps`` (every step's values kept), ``ship_first`` (only the first
+# seed's weights ship: the numbers are cached metrics computed at export).
+GROUP_KEYS = ("model", "log_steps", "beta1s", "ship_first")
 
 
 def profile_groups(profile: str, ev: EvalConfig) -> dict[str, dict[str, Any]]:
@@ -61,6 +67,7 @@ def profile_groups(profile: str, ev: EvalConfig) -> dict[str, dict[str, Any]]:
                                                                           "k": k, **OBJECTIVE}
     if "acgan" in named:
         groups["acgan"] = {"model": "acgan"}
+    groups.update(followup_groups(profile))
     if "vae" in named:
         groups["vae"] = {"model": "vae"}
         groups["vae z_dim=2"] = {"model": "vae", "z_dim": 2}
@@ -72,10 +79,34 @@ def profile_groups(profile: str, ev: EvalConfig) -> dict[str, dict[str, Any]]:
     return groups
 
 
+def followup_groups(profile: str) -> dict[str, dict[str, Any]]:
+    """The groups of the profile's ``followup`` section (``config.FollowupConfig``), by name: what
+    the first edition left open. Each is configuration only, so an edition shipped before them
+    stays valid for every other group; until its part is in, a chapter says the group is pending
+    (``evaluate.optional_runs``)."""
+    named = set(load_profile(profile))
+    if "followup" not in named:
+        return {}
+    f = make_config("followup", profile)
+    groups: dict[str, dict[str, Any]] = {}
+    if "gan" in named and f.long_epochs is not None:
+        groups[f"gan beta1={f.long_beta1} batch_size={f.long_batch_size} epochs={f.long_epochs}"] = {
+            "model": "gan", "beta1": f.long_beta1, "batch_size": f.long_batch_size, "epochs": f.long_epochs}
+    if "gan" in named and f.objective_epochs is not None:
+        for k in (1, OBJECTIVE_STRONG_K):
+            for saturating in (False, True):
+                groups[f"gan objective saturating={saturating} k={k} epochs={f.objective_epochs}"] = {
+                    "model": "gan", "saturating": saturating, "k": k, "epochs": f.objective_epochs,
+                    "ship_first": True}
+    if "acgan" in named and f.acgan_beta1 is not None:
+        groups[f"acgan beta1={f.acgan_beta1}"] = {"model": "acgan", "beta1": f.acgan_beta1}
+    return groups
+
+
 def group_members(profile: str, group: dict[str, Any], ev: EvalConfig) -> list[TrainConfig]:
     """The runs of one group, in the order they train and ship: per beta1 (if the group names
     several), every seed."""
-    overrides = {k: v for k, v in group.items() if k not in ("model", "log_steps", "beta1s")}
+    overrides = {k: v for k, v in group.items() if k not in GROUP_KEYS}
     cfg = make_config(group["model"], profile, **{**overrides, "device": ev.device})
     if group["model"] == "classifier":
         return [cfg]
@@ -89,7 +120,56 @@ def run_ids(profile: str) -> dict[str, list[str]]:
     (nothing is trained or read): what a bundle must hold to be this code's edition."""
     ev = make_config("evaluation", profile)
     groups = profile_groups(profile, ev)
-    return {name: _group_ids(profile, group_members(profile, group, ev), ev) for name, group in groups.items()}
+    ids = {name: _group_ids(profile, group_members(profile, group, ev), ev) for name, group in groups.items()}
+    owner: dict[str, str] = {}
+    for name, rs in ids.items():  # two groups with one run (the same settings twice) would ship it twice
+        for rid in rs:
+            if rid in owner:
+                raise ConfigError(f"profile {profile!r}: groups {owner[rid]!r} and {name!r} both hold run {rid} (the "
+                                  f"same settings); change one in profiles/{profile}.yml")
+            owner[rid] = name
+    return ids
+
+
+def held_groups(profile: str, runs: dict[str, list[str]]) -> list[str] | None:
+    """Whether ``runs`` (an edition's run ids by group, as a bundle records them) is an edition of
+    this code: every group of the profile with exactly this code's run ids, except follow-up
+    groups (``followup_groups``) not shipped yet. Returns those pending groups, or None where it is
+    not this code's edition (a group missing or unknown, or a run id that differs)."""
+    ours = run_ids(profile)
+    pending = [name for name in ours if name not in runs]
+    if set(runs) - set(ours) or any(runs[name] != ours[name] for name in runs) \
+            or set(pending) - set(followup_groups(profile)):
+        return None
+    return pending
+
+
+def group_runs(profile: str, name: str, device: str | None = None) -> list[Run] | None:
+    """The finished runs of group ``name``, as ``train all`` trains them (trained here now where the
+    profile renders without a bundle); None where the profile renders an installed bundle that does
+    not hold the group yet (a follow-up group still pending): the chapter then says so."""
+    ev = make_config("evaluation", profile, device=device)
+    group = profile_groups(profile, ev)[name]
+    cfgs = group_members(profile, group, ev)
+    judge = (evaluate.classifier_run(profile, ev.yardsticks[0], ev.device)
+             if getattr(cfgs[0], "quality_every", 0) else None)
+    try:
+        return get_member_runs(cfgs, profile, judge=judge, log_steps=group.get("log_steps", False))
+    except NotInBundle:
+        return None
+
+
+def pending_text(profile: str, name: str) -> str:
+    """What a page says where a follow-up group is not in the edition yet."""
+    return (f"The runs of this section (group `{name}`) are not in this edition yet: they are trained a group at a "
+            f"time and shipped as parts (`mnistgen edition status --profile {profile}` lists where each stands). "
+            "The next edition shows them here.")
+
+
+def finished(profile: str, name: str, results_root: Path = RESULTS_ROOT) -> bool:
+    """Whether every run of group ``name`` is finished (has its manifest) in the results folder."""
+    root = results_dir(profile, results_root) / "runs"
+    return all((root / rid / "manifest.json").is_file() for rid in run_ids(profile)[name])
 
 
 def train_group(profile: str, group: dict[str, Any], progress: bool = False, deadline: float | None = None,
@@ -265,9 +345,13 @@ def metric_steps(profile: str) -> list[tuple[str, Callable[[], Any]]]:
         for name, clf in judges.items():
             steps.append((f"real images judged by {name}", lambda clf=clf: evaluate.real_metrics(ev, clf)))
         if "gan" in named:  # the objective chapter scores its runs' final samples with the first yardstick
-            for group in profile_groups(profile, ev).values():
-                if group["model"] == "gan" and group.get("log_steps"):
-                    for r in get_member_runs(group_members(profile, group, ev), profile, log_steps=True):
+            # (the follow-up groups' once they are trained: until then the edition goes without them)
+            pending = [n for n in followup_groups(profile) if not finished(profile, n)]
+            for name, group in profile_groups(profile, ev).items():
+                if group["model"] == "gan" and (group.get("log_steps") or group.get("ship_first")) and name not in pending:
+                    cfgs = group_members(profile, group, ev)
+                    for r in get_member_runs(cfgs, profile, judge=first if cfgs[0].quality_every else None,
+                                             log_steps=group.get("log_steps", False)):
                         steps.append((f"objective run {r.path.name}: samples judged by {names[0]}",
                                       lambda r=r: evaluate.sample_metrics(r, ev, first, parzen=False)))
     if "iwae" in named:

@@ -94,7 +94,8 @@ def shipped_weights(profile: str, name: str) -> dict[str, tuple[tuple[str, ...],
         if model == "classifier":
             out[rid] = (("net",), False)
         elif model in ("gan", "acgan"):
-            every_seed = not group.get("log_steps")  # the objective runs: numbers, curves and one figure
+            # the objective runs: numbers (cached at export), curves and one figure
+            every_seed = not (group.get("log_steps") or group.get("ship_first"))
             out[rid] = (("G",) if every_seed or first else (), first)
         elif model == "vae":
             out[rid] = (("vae",), False)
@@ -125,10 +126,12 @@ def own_metrics(profile: str, name: str) -> list[tuple[str, Callable[[], Any]]]:
             steps.append((f"{name} seed {r.cfg.seed}: NLL", lambda r=r: evaluate.vae_nll(r, ev_table)))
             steps.append((f"{name} seed {r.cfg.seed}: active units", lambda r=r: evaluate.active_units(r)))
         return steps
-    if group["model"] != "gan" or not group.get("log_steps"):
+    if group["model"] != "gan" or not (group.get("log_steps") or group.get("ship_first")):
         return []
     first = evaluate.classifier_run(profile, ev.yardsticks[0], ev.device)
-    rs = get_member_runs(edition.group_members(profile, group, ev), profile, log_steps=True)
+    cfgs = edition.group_members(profile, group, ev)
+    rs = get_member_runs(cfgs, profile, judge=first if cfgs[0].quality_every else None,
+                         log_steps=group.get("log_steps", False))
     return [(f"objective run {r.path.name}: samples judged by {ev.yardsticks[0]}",
              lambda r=r: evaluate.sample_metrics(r, ev, first, parzen=False)) for r in rs]
 
@@ -250,7 +253,8 @@ def assemble(profile: str, root: Path = EDITIONS_DIR, out: Path | None = None,
 
     record = read_parts(profile, root)
     ids = edition.run_ids(profile)
-    missing = [name for name in ids if name not in record["parts"]]
+    followup = edition.followup_groups(profile)  # not shipped yet: pending, the edition goes without them
+    missing = [name for name in ids if name not in record["parts"] and name not in followup]
     if missing:
         raise TransferError(f"{len(missing)} of {len(ids)} groups of profile {profile!r} are not shipped in "
                             f"{parts_dir(profile, root)}: {'; '.join(missing)}. Train and export them first "

@@ -247,3 +247,23 @@ def nll_vs_k(rows: Sequence[dict[str, Any]], published: dict[str, dict[str, Any]
     ax.legend(frameon=False, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def group_curves(groups: dict[str, Sequence[History]], key: str, ylabel: str,
+                 updates_per_epoch: dict[str, int] | None = None, ylim: tuple[float, float] | None = None) -> plt.Figure:
+    """One panel: ``key`` of every group (e.g. a table's rows), every seed thin and the mean thick;
+    against generator updates where ``updates_per_epoch`` is given, so groups of other batch sizes
+    line up."""
+    fig, ax = plt.subplots(figsize=(COLUMN_IN, 3.6))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for j, (label, histories) in enumerate(groups.items()):
+        if updates_per_epoch is not None:
+            histories = [[{**row, "epoch": row["epoch"] * updates_per_epoch[label]} for row in h] for h in histories]
+        _per_seed(ax, histories, key, label, color=colors[j % len(colors)])
+    ax.set_xlabel("epoch" if updates_per_epoch is None else "updates")
+    ax.set_ylabel(ylabel)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    _legend_above(ax)
+    _fit_column(fig)
+    return fig

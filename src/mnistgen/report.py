@@ -195,48 +195,6 @@ def lowest_text(row: dict[str, Any], short: bool = False) -> str:
     return f"{value} ({span})" if short else f"{value} at epoch{'s' * (first != last)} {span}"
 
 
-def sweep_findings(sweep: Sequence[dict[str, Any]]) -> dict[str, str]:
-    """What the GAN sweep shows, each a sentence computed from its rows (``evaluate.gan_sweep``'s,
-    with their runs), so a page says it under any profile:
-
-    - ``pick``: the setting with the lowest mean final FID against the runner-up (Welch over seeds);
-    - ``rise``: the settings whose FID rose over the second half of training: the last check against
-      the one nearest half the schedule, a fixed epoch (not one picked by looking at the curve, so
-      the test is fair);
-    - ``early``: which setting stopping every run at its lowest validation FID would rank first;
-    - ``collapse``: the settings whose most frequent digit is more than half of their samples.
-    """
-    import numpy as np
-
-    finals = {id(r): [x.history[-1]["fid"] for x in r["runs"]] for r in sweep}
-    ranked = sorted(sweep, key=lambda r: r["fid"])
-    best = ranked[0]
-    pick = f"{setting_name(best)} reached the lowest final FID of the {len(sweep)} settings ({cell(best, 'fid', 1)})"
-    if len(ranked) > 1:
-        second = ranked[1]
-        v = verdict(finals[id(best)], finals[id(second)], lower_is_better=True)
-        pick += (f", {'clearly' if v == 'better' else 'but not measurably'} below the next, {setting_name(second)} "
-                 f"({cell(second, 'fid', 1)}; {p_text(finals[id(best)], finals[id(second)])})")
-    rose = []
-    for r in sweep:
-        mid = [check_nearest(x.history, r["epochs"] / 2) for x in r["runs"]]
-        if mid[0][0] < r["epochs"] and verdict(finals[id(r)], [v for _, v in mid], lower_is_better=True) == "worse":
-            rose.append(f"{setting_name(r)} ({values_text([v for _, v in mid], 1)} at epoch {mid[0][0]} → "
-                        f"{cell(r, 'fid', 1)} at epoch {r['epochs']})")
-    rise = ("The FID rose over the second half of training (the last check against the one nearest half the "
-            "schedule, Welch's t-test over seeds) for " + "; ".join(rose) + "." if rose else
-            "No setting's FID rose measurably over the second half of training.")
-    early_best = min(sweep, key=lambda r: np.mean([lowest_check(x.history)[1] for x in r["runs"]]))
-    early = (f"Stopping each run at its lowest validation FID would have ranked {setting_name(early_best)} first "
-             f"({lowest_text(early_best)}), " + ("the same setting." if early_best is best else
-                                                 "not the setting the rule fixed in advance picks at the end of training."))
-    collapsed = [r for r in sweep if r["top_class_share"] > 0.5]
-    collapse = ("Settings whose samples collapsed onto one digit (most frequent digit's share above one half): "
-                + ", ".join(f"{setting_name(r)} ({cell(r, 'top_class_share', 2)})" for r in collapsed) + "."
-                if collapsed else "No setting collapsed onto one digit (every most frequent digit's share is below one half).")
-    return {"pick": pick, "rise": rise, "early": early, "collapse": collapse}
-
-
 def glue_text(name: str, value: str) -> str:
     _glue(name, value)
     return value
@@ -415,4 +373,8 @@ def results_markdown(m: dict[str, Any]) -> str:
         out.append(markdown_table(["objective", "k", "epochs", "seeds", "test NLL (nats)", "active units"],
                                   [[md_text(r["objective"]), md_text(r["k"]), md_text(r["epochs"]), len(r["seeds"]),
                                     cell(r, "test_nll"), cell(r, "active_units", 1)] for r in m["vae_iwae"]]))
+    if m.get("findings"):  # the evaluation chapter's sentences, each computed from a test on the numbers in it
+        labels = {"build": "This build", "sweep": "The sweep", "trend": "The pick's trend", "gan": "The GAN",
+                  "acgan": "The labels", "vae": "The VAE", "rank": "The yardsticks"}
+        out.append("\n".join(f"- **{labels.get(k, md_text(k))}.** {md_text(v)}" for k, v in m["findings"].items()))
     return "\n\n".join(out)

@@ -386,6 +386,10 @@ def get_member_runs(cfgs: list[TrainConfig], profile: str, *, judge: Run | None 
                           f"retrains; remove its {BUNDLE_FILE} to train here")
     ids = [run_id(c, judge_name) for c in cfgs]
     paths = [run_path(profile, rid, results_root, bundle) for rid in ids]
+    if bundle is not None:  # refused before a lock file (and so a run folder) is made for it
+        for c, p in zip(cfgs, paths):
+            if not (p / "manifest.json").is_file():
+                raise _not_in_bundle(p, c, profile, bundle)
     with contextlib.ExitStack() as locks:
         for p in sorted(paths):  # one order for every process: no two wait on each other
             locks.enter_context(exclusive(p / ".lock", p.name, wait))
@@ -424,11 +428,7 @@ def _get_runs_locked(cfgs: list[TrainConfig], profile: str, paths: list[Path], d
         if ckpt.is_file():
             load_checkpoint(ckpt, c, st)
         if bundle is not None:
-            raise NotInBundle(f"run {path.name} ({c.model}, seed {c.seed}) is not in the results bundle installed "
-                              f"for profile {profile!r} ({_bundle_origin(bundle)}); this profile renders from "
-                              f"the bundle and trains nothing here. To train it on this machine, remove "
-                              f"{results_dir(profile, path.parents[2])}/{BUNDLE_FILE} (hours of CPU for the "
-                              "paper profile)")
+            raise _not_in_bundle(path, c, profile, bundle)
         manifest_path.unlink(missing_ok=True)  # an unfinished run has no manifest
         pending.append(st)
     by_cfg = dict(zip(cfgs, paths))
@@ -485,6 +485,14 @@ def _get_runs_locked(cfgs: list[TrainConfig], profile: str, paths: list[Path], d
 
 def _same_betas(cfgs: list[TrainConfig]) -> bool:
     return len({training.adam_betas(c) for c in cfgs}) == 1
+
+
+def _not_in_bundle(path: Path, c: TrainConfig, profile: str, bundle: dict[str, Any]) -> NotInBundle:
+    return NotInBundle(f"run {path.name} ({c.model}, seed {c.seed}) is not in the results bundle installed "
+                       f"for profile {profile!r} ({_bundle_origin(bundle)}); this profile renders from "
+                       f"the bundle and trains nothing here. To train it on this machine, remove "
+                       f"{results_dir(profile, path.parents[2])}/{BUNDLE_FILE} (hours of CPU for the "
+                       "paper profile)")
 
 
 def _bundle_origin(bundle: dict[str, Any]) -> str:

@@ -1,0 +1,436 @@
+"""What the GAN sweep's histories show, as numbers and as the sentences the pages print.
+
+Every comparison here is a test over seeds (``report.seed_test``: Welch's t-test at
+``report.ALPHA``), so a sentence says "better" only where the numbers beside it support it:
+
+- **equal updates.** The sweep's settings train for the same number of *epochs*, so a batch of 64
+  makes twice the generator updates of a batch of 128. :func:`at_updates` reads every setting at
+  the largest update count all of them reach (each seed's quality check nearest to it) and
+  :func:`compare` tests every pair there, beside the same pairs at equal epochs;
+  :func:`factor_sentence` says which of beta1 and the batch size the difference is made of.
+- **trends.** "Still improving" or "getting worse" is the slope of a least-squares line through
+  the last third of a run's quality checks (:func:`trend`), not the last two (noisy) checks; the
+  slopes over seeds are tested against zero (one-sample t-test).
+
+The functions take plain histories (lists of per-epoch dicts with ``epoch`` and, at a quality
+check, ``fid``), so tests feed them crafted ones; nothing here reads files or trains.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from .report import ALPHA, check_nearest, lowest_check, p_text, quality_checks, seed_test, values_text, verdict
+
+History = Sequence[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting of the sweep: its name, every seed's history, and its generator updates per epoch."""
+
+    name: str
+    beta1: float
+    batch_size: int
+    histories: Sequence[History]
+    updates_per_epoch: int
+
+    @property
+    def epochs(self) -> int:
+        return int(self.histories[0][-1]["epoch"])
+
+    @property
+    def updates(self) -> int:
+        return self.epochs * self.updates_per_epoch
+
+
+def common_updates(settings: Sequence[Setting]) -> int:
+    """The largest number of generator updates every setting reaches."""
+    return min(s.updates for s in settings)
+
+
+def at_updates(s: Setting, updates: int, key: str = "fid") -> tuple[int, list[float]]:
+    """Each seed's quality check nearest to ``updates`` generator updates: (its epoch, the values)."""
+    checks = [check_nearest(h, updates / s.updates_per_epoch, key) for h in s.histories]
+    return checks[0][0], [v for _, v in checks]
+
+
+def finals(s: Setting, key: str = "fid") -> list[float]:
+    """Each seed's last quality check."""
+    return [quality_checks(h, key)[-1][1] for h in s.histories]
+
+
+def lowest(s: Setting, key: str = "fid") -> tuple[list[float], list[int]]:
+    """Each seed's lowest check and the generator updates at which it came."""
+    lows = [lowest_check(h, key) for h in s.histories]
+    return [v for _, v in lows], [e * s.updates_per_epoch for e, _ in lows]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    a: str
+    b: str
+    a_values: list[float]
+    b_values: list[float]
+    verdict: str  # a against b: 'better', 'worse' or 'indistinguishable' (lower FID is better)
+    p: float | None
+
+
+def compare(a: str, av: Sequence[float], b: str, bv: Sequence[float]) -> Comparison:
+    return Comparison(a, b, list(av), list(bv), verdict(av, bv, lower_is_better=True), seed_test(av, bv))
+
+
+def pairs(settings: Sequence[Setting], values: dict[str, list[float]]) -> list[Comparison]:
+    """Every pair of settings compared on ``values`` (per seed, by setting name), in the sweep's order."""
+    return [compare(a.name, values[a.name], b.name, values[b.name])
+            for i, a in enumerate(settings) for b in settings[i + 1:]]
+
+
+def _differ_in(a: Setting, b: Setting) -> str | None:
+    if a.batch_size == b.batch_size and a.beta1 != b.beta1:
+        return "beta1"
+    if a.beta1 == b.beta1 and a.batch_size != b.batch_size:
+        return "batch"
+    return None
+
+
+def factor_effects(settings: Sequence[Setting], values: dict[str, list[float]]) -> dict[str, list[Comparison]]:
+    """The comparisons of settings that differ in one factor only: ``{"beta1": [...], "batch": [...]}``."""
+    by = {s.name: s for s in settings}
+    out: dict[str, list[Comparison]] = {"beta1": [], "batch": []}
+    for c in pairs(settings, values):
+        f = _differ_in(by[c.a], by[c.b])
+        if f is not None:
+            out[f].append(c)
+    return out
+
+
+def _p_short(c: Comparison) -> str:
+    return "no test" if c.p is None else ("p < 0.001" if c.p < 0.001 else f"p = {c.p:.2g}")
+
+
+def _effect_text(cs: list[Comparison], what: str) -> str:
+    """'β1 matters (β1 = 0.9, batch 64 below β1 = 0.5, batch 64, p < 0.001; ...)', or that it does not."""
+    parts = [f"{c.a if c.verdict == 'better' else c.b} below {c.b if c.verdict == 'better' else c.a}, {_p_short(c)}"
+             if c.verdict != "indistinguishable" else f"{c.a} and {c.b} alike, {_p_short(c)}" for c in cs]
+    found = sum(c.verdict != "indistinguishable" for c in cs)
+    head = (f"{what} makes no measurable difference" if not found else f"{what} matters" if found == len(cs)
+            else f"{what} matters in {found} of {len(cs)} comparisons")
+    return f"{head} ({'; '.join(parts)})"
+
+
+def _effect_short(cs: list[Comparison], what: str, other: str) -> str:
+    """'β1 matters at both batch sizes' / 'the batch size matters at 1 of 2 values of β1' / '... does not'."""
+    found = sum(c.verdict != "indistinguishable" for c in cs)
+    if not found:
+        return f"{what} makes no measurable difference"
+    where = (("both" if len(cs) == 2 else f"all {len(cs)}") if found == len(cs) else f"{found} of the {len(cs)}")
+    return f"{what} matters at {where} {other}"
+
+
+def factor_summary(settings: Sequence[Setting], key: str = "fid") -> str:
+    """``factor_sentence`` in one short sentence, without the numbers (for a findings box)."""
+    n = common_updates(settings)
+    at = {s.name: at_updates(s, n, key)[1] for s in settings}
+    end = {s.name: finals(s, key) for s in settings}
+    eq_upd, eq_ep = factor_effects(settings, at), factor_effects(settings, end)
+    text = (f"at equal generator updates ({n:,}) {_effect_short(eq_upd['beta1'], 'β1', 'batch sizes')} and "
+            f"{_effect_short(eq_upd['batch'], 'the batch size', 'values of β1')}")
+    if any(c.verdict != "indistinguishable" and u.verdict == "indistinguishable" for c, u in zip(eq_ep["batch"], eq_upd["batch"])):
+        text += ("; a batch-size difference at equal epochs that vanishes at equal updates is one of training length "
+                 "(batch 64 makes twice the updates an epoch)")
+    return text
+
+
+def factor_sentence(settings: Sequence[Setting], key: str = "fid") -> str:
+    """What the sweep's difference is made of: each factor's effect at equal updates, and where the
+    batch size's effect at equal epochs is a difference in training length."""
+    n = common_updates(settings)
+    at = {s.name: at_updates(s, n, key)[1] for s in settings}
+    end = {s.name: finals(s, key) for s in settings}
+    eq_upd, eq_ep = factor_effects(settings, at), factor_effects(settings, end)
+    seeds = len(settings[0].histories)
+    text = (f"At equal generator updates ({n:,}; Welch's t-test over {seeds} seeds a setting), "
+            f"{_effect_text(eq_upd['beta1'], 'β1')}, and {_effect_text(eq_upd['batch'], 'the batch size')}.")
+    length_only = [c for c, u in zip(eq_ep["batch"], eq_upd["batch"])
+                   if c.verdict != "indistinguishable" and u.verdict == "indistinguishable"]
+    if length_only:
+        text += (" At equal epochs the batch size does differ (" + "; ".join(
+            f"{c.a if c.verdict == 'better' else c.b} lower, {_p_short(c)}" for c in length_only)
+            + "), so that difference is one of training length: a batch of 64 has made twice the updates.")
+    return text
+
+
+def pick_sentence(settings: Sequence[Setting], picked: str, key: str = "fid") -> str:
+    """The rule's pick (lowest mean final value) against the runner-up, then the same pick at equal updates."""
+    end = {s.name: finals(s, key) for s in settings}
+    ranked = sorted(settings, key=lambda s: float(np.mean(end[s.name])))
+    best = next(s for s in settings if s.name == picked)
+    text = f"by the rule fixed in advance (lowest mean final FID) the report uses {picked} ({values_text(end[picked], 1)})"
+    others = [s for s in ranked if s.name != picked]
+    if others:
+        second = others[0]
+        v = verdict(end[picked], end[second.name], lower_is_better=True)
+        text += (f"; at the end of training it is {'measurably below' if v == 'better' else 'not measurably different from'} "
+                 f"the next, {second.name} ({values_text(end[second.name], 1)}; {p_text(end[picked], end[second.name])})")
+        n = common_updates(settings)
+        at = {s.name: at_updates(s, n, key)[1] for s in settings}
+        best_at = min(settings, key=lambda s: float(np.mean(at[s.name])))
+        if best_at.name != picked:
+            c = compare(best_at.name, at[best_at.name], picked, at[picked])
+            text += (f". At equal updates ({n:,}) {best_at.name} has the lowest mean FID ({values_text(at[best_at.name], 1)} "
+                     f"against {values_text(at[picked], 1)}; {p_text(c.a_values, c.b_values)}): "
+                     + ("measurably below the pick" if c.verdict == "better" else "a tie with the pick"))
+        else:
+            rest = sorted((s for s in settings if s is not best), key=lambda s: float(np.mean(at[s.name])))
+            c = compare(best.name, at[best.name], rest[0].name, at[rest[0].name])
+            text += (f". At equal updates ({n:,}) the pick also has the lowest mean FID ({values_text(at[picked], 1)}; "
+                     f"the next, {rest[0].name}: {values_text(at[rest[0].name], 1)}, {p_text(c.a_values, c.b_values)})")
+    return text + "."
+
+
+@dataclass(frozen=True)
+class Trend:
+    """Per seed, the slope of a least-squares line through the last third of its quality checks
+    (``per`` epochs), with the epochs it spans; over seeds, a one-sample t-test of the slopes
+    against zero."""
+
+    slopes: list[float]
+    first_epoch: int
+    last_epoch: int
+    p: float | None
+    per: int
+
+    @property
+    def direction(self) -> str:
+        """'rising', 'falling' or 'flat' (no slope measurably different from zero at ALPHA)."""
+        if self.p is None or self.p >= ALPHA:
+            return "flat"
+        return "rising" if float(np.mean(self.slopes)) > 0 else "falling"
+
+    @property
+    def rising(self) -> int:
+        return sum(s > 0 for s in self.slopes)
+
+
+def trend(histories: Sequence[History], key: str = "fid", per: int = 100) -> Trend:
+    """The trend of ``key`` over the last third of each seed's checks (at least three checks)."""
+    slopes, spans = [], []
+    for h in histories:
+        checks = quality_checks(h, key)
+        if len(checks) < 3:
+            raise ValueError(f"a trend needs at least three quality checks of {key!r}, the history has {len(checks)}")
+        tail = checks[-max(3, math.ceil(len(checks) / 3)):]
+        x = np.array([e for e, _ in tail], dtype=float)
+        y = np.array([v for _, v in tail], dtype=float)
+        slopes.append(float(np.polyfit(x, y, 1)[0]) * per)
+        spans.append((int(x[0]), int(x[-1])))
+    s = np.asarray(slopes)
+    p = None if len(s) < 2 or s.std() == 0 else float(stats.ttest_1samp(s, 0.0).pvalue)
+    return Trend(slopes, min(a for a, _ in spans), max(b for _, b in spans), p, per)
+
+
+def trend_sentence(name: str, t: Trend, unit: str = "FID", lower_is_better: bool = True) -> str:
+    """'Over the last third of its checks (epochs 210–300) the pick is still getting worse: ...'."""
+    lo, hi = min(t.slopes), max(t.slopes)
+    shown = "< 0.001" if t.p is not None and t.p < 0.001 else ("n/a" if t.p is None else f"= {t.p:.2g}")
+    digits = 0 if max(abs(lo), abs(hi)) >= 10 else 2
+    detail = (f"a line fitted per seed rises for {t.rising} of {len(t.slopes)} seeds ({lo:+.{digits}f} to {hi:+.{digits}f} {unit} "
+              f"per {t.per} epochs; one-sample t-test of the slopes against 0: p {shown})")
+    worse, better = ("rising", "falling") if lower_is_better else ("falling", "rising")
+    verb = {worse: "is still getting worse", better: "is still improving", "flat": "has no measurable trend"}[t.direction]
+    return f"Over the last third of its checks (epochs {t.first_epoch}–{t.last_epoch}) {name} {verb}: {detail}."
+
+
+def last_two_falling(histories: Sequence[History], key: str = "fid") -> int:
+    """How many seeds' last check is below their second-to-last (what a naive reading calls 'still
+    falling'; kept to show the difference from :func:`trend`)."""
+    return sum(1 for h in histories if (c := quality_checks(h, key))[-1][1] < c[-2][1])
+
+
+# A setting "collapses" where one digit is more than this share of its samples (balanced digits: 0.1).
+COLLAPSE_SHARE = 0.5
+
+
+def _span(values: Sequence[int]) -> str:
+    return f"{min(values):,}" if min(values) == max(values) else f"{min(values):,}–{max(values):,}"
+
+
+def sweep_settings(sweep: Sequence[dict[str, Any]]) -> list[Setting]:
+    """The rows of ``evaluate.gan_sweep`` (with their runs) as :class:`Setting` s."""
+    from .report import setting_name
+    from .steps import updates
+
+    return [Setting(setting_name(r), r["beta1"], r["batch_size"], [x.history for x in r["runs"]],
+                    updates(r["runs"][0].cfg) // r["epochs"]) for r in sweep]
+
+
+def equal_updates_rows(settings: Sequence[Setting], picked: str) -> tuple[list[str], list[list[str]]]:
+    """The equal-updates table: per setting, FID at the updates every setting reaches, at the end,
+    at its lowest check (with the updates where it came), and its trend over the last third."""
+    n = common_updates(settings)
+    header = ["setting", "updates an epoch", f"FID at {n:,} updates (epoch)", "final FID (updates)",
+              "lowest FID (updates)", "trend, last third (FID per 100 epochs)"]
+    rows = []
+    for s in settings:
+        epoch, at = at_updates(s, n)
+        lows, where = lowest(s)
+        try:
+            t = trend(s.histories)
+            slope = f"{values_text(t.slopes, 0)}: {t.direction} ({t.rising} of {len(t.slopes)} seeds up)"
+        except ValueError:  # fewer than three checks (a short profile)
+            slope = "too few checks"
+        span = _span(where)
+        rows.append([f"**{s.name}** (picked)" if s.name == picked else s.name, f"{s.updates_per_epoch:,}",
+                     f"{values_text(at, 1)} ({epoch})", f"{values_text(finals(s), 1)} ({s.updates:,})",
+                     f"{values_text(lows, 1)} ({span})",
+                     slope])
+    return header, rows
+
+
+def sweep_findings(sweep: Sequence[dict[str, Any]], picked: str) -> dict[str, str]:
+    """What the GAN sweep shows, each a sentence computed from its rows (``evaluate.gan_sweep``'s,
+    with their runs) and tested over seeds, so a page says it under any profile:
+
+    - ``pick``: the rule's pick against the runner-up at the end, and the best at equal updates;
+    - ``factors``: which of beta1 and the batch size matters at equal updates (``factor_sentence``);
+    - ``trend``: whether the pick is still improving or getting worse (``trend_sentence``);
+    - ``early``: which setting is best at its lowest validation FID, and after how many updates;
+    - ``collapse``: the settings whose most frequent digit is over ``COLLAPSE_SHARE`` of their samples.
+    """
+    settings = sweep_settings(sweep)
+    by = {s.name: s for s in settings}
+    low = {s.name: lowest(s) for s in settings}
+    early_best = min(settings, key=lambda s: float(np.mean(low[s.name][0])))
+    v, where = low[early_best.name]
+    early = (f"At its lowest validation FID (each seed's best check, an optimistic number) {early_best.name} ranks first "
+             f"({values_text(v, 1)}, after {_span(where)} updates)"
+             + (", the setting the rule picks." if early_best.name == picked else
+                ", not the setting the rule picks at the end of training."))
+    from .report import cell
+
+    collapsed = [r for r in sweep if r["top_class_share"] > COLLAPSE_SHARE]
+    collapse = ((f"In {len(collapsed)} setting{'s' * (len(collapsed) > 1)} one digit made up more than {COLLAPSE_SHARE:g} "
+                 "of the samples at the end "
+                 "(the threshold for a collapse used here; balanced digits: 0.1): "
+                 + ", ".join(f"{next(s.name for s in settings if s.beta1 == r['beta1'] and s.batch_size == r['batch_size'])}"
+                             f" ({cell(r, 'top_class_share', 2)})" for r in collapsed) + ".")
+                if collapsed else f"In no setting did one digit make up more than {COLLAPSE_SHARE:g} of the samples "
+                                  "(the threshold for a collapse used here; balanced digits: 0.1).")
+    try:
+        rise = trend_sentence(f"the pick ({picked})", trend(by[picked].histories))
+    except ValueError:  # fewer than three checks (a short profile): no trend to speak of
+        rise = f"The pick ({picked}) has too few quality checks for a trend."
+    return {"pick": pick_sentence(settings, picked), "factors": factor_sentence(settings) if len(settings) > 1 else "",
+            "factors_short": (factor_summary(settings)[0].upper() + factor_summary(settings)[1:] + ".") if len(settings) > 1 else "",
+            "trend": rise, "early": early, "collapse": collapse}
+
+
+def long_sentence(long: Setting, same: Setting, reference: Setting) -> str:
+    """What training ``same`` (the sweep's setting) for longer shows: ``long`` (its runs with more
+    epochs) against ``reference`` (the setting that made as many updates in the sweep) at equal
+    updates, its own trend over its last third, and its lowest check."""
+    n = min(long.updates, reference.updates)
+    epoch, at = at_updates(long, n)
+    ref_epoch, ref = at_updates(reference, n)
+    c = compare(long.name, at, reference.name, ref)
+    lows, where = lowest(long)
+    word = {"better": "below", "worse": "above", "indistinguishable": "not measurably different from"}[c.verdict]
+    text = (f"Trained for {long.epochs} epochs ({long.updates:,} updates), {same.name} scores {values_text(at, 1)} at "
+            f"{n:,} updates (epoch {epoch}), {word} {reference.name} at as many updates "
+            f"({values_text(ref, 1)}, epoch {ref_epoch}; {p_text(at, ref)}). Its lowest check is {values_text(lows, 1)} "
+            f"after {_span(where)} updates, and at the end it is at {values_text(finals(long), 1)}.")
+    try:
+        text += " " + trend_sentence(f"the longer run", trend(long.histories))
+    except ValueError:
+        pass
+    return text
+
+
+def label_effect(pairs: Sequence[tuple[str, Sequence[float] | None, Sequence[float] | None]]) -> tuple[list[list[str]], str]:
+    """The labels' effect like for like: per setting (name, the GAN's per-seed final validation FIDs,
+    the AC-GAN's; None where that group is not in the edition), a table row and one sentence that
+    says, setting by setting, what Welch's test over seeds supports."""
+    rows, parts = [], []
+    for name, gan, acgan in pairs:
+        if gan is None or acgan is None:
+            rows.append([name, values_text(gan, 1) if gan else "not in this edition", values_text(acgan, 1) if acgan
+                         else "not in this edition yet", "", ""])
+            parts.append(f"at {name} the {'AC-GAN' if acgan is None else 'GAN'} is not in this edition yet")
+            continue
+        c = compare("AC-GAN", acgan, "GAN", gan)
+        word = {"better": "the labels help", "worse": "the labels hurt", "indistinguishable": "no measurable difference"}
+        rows.append([name, values_text(gan, 1), values_text(acgan, 1), word[c.verdict], _p_short(c)])
+        parts.append(f"at {name} {word[c.verdict]} (AC-GAN {values_text(acgan, 1)} against GAN {values_text(gan, 1)}, "
+                     f"{p_text(acgan, gan)})")
+    return rows, "Like for like (the same β1 and batch size, validation FID at the last check): " + "; ".join(parts) + "."
+
+
+def label_pairs(profile: str, sweep: Sequence[dict[str, Any]], acgan_runs: Sequence[Any],
+                device: str | None = None) -> list[tuple[str, list[float] | None, list[float] | None]]:
+    """The inputs of :func:`label_effect`: the AC-GAN of the chapter (``acgan_runs``) and the
+    profile's follow-up AC-GAN of another beta1 (``edition.group_runs``: None while pending), each
+    beside the sweep's GAN of the same beta1 and batch size (last validation FID of every seed)."""
+    from . import edition
+    from .config import make_config
+
+    cfg = acgan_runs[0].cfg
+    follow = make_config("followup", profile)
+    acgans: dict[float, Sequence[Any] | None] = {cfg.beta1: acgan_runs}
+    if follow.acgan_beta1 is not None and follow.acgan_beta1 != cfg.beta1:
+        acgans[follow.acgan_beta1] = edition.group_runs(profile, f"acgan beta1={follow.acgan_beta1}", device)
+    gans = {r["beta1"]: r["runs"] for r in sweep if r["batch_size"] == cfg.batch_size}
+
+    def last(rs: Sequence[Any] | None) -> list[float] | None:
+        return None if rs is None else [quality_checks(r.history)[-1][1] for r in rs]
+
+    return [(f"β1 = {b1}, batch {cfg.batch_size}", last(gans.get(b1)), last(acgans[b1])) for b1 in sorted(acgans)]
+
+
+def run_histories(profile: str, names: Sequence[str]) -> list[History]:
+    """The histories of runs by folder name (as ``evaluate.iwae_table`` lists them), read without
+    loading weights (the IWAE parts ship none; import checked every history against its schema)."""
+    import json
+
+    from . import schemas
+    from .runs import RESULTS_ROOT, results_dir
+
+    root = results_dir(profile, RESULTS_ROOT) / "runs"
+    return [json.loads(schemas.inside(root, schemas.check_run_id(n, "run"), "history.json").read_text()) for n in names]
+
+
+def vae_against_burda(vae: Sequence[History], vae_cfg: Any, burda: Sequence[History], burda_cfg: Any) -> str:
+    """Why the report's VAE and Burda et al.'s architecture trained here (k = 1) differ, as far as the
+    histories can say: the settings that differ, and the test ELBO at equal updates (Welch over seeds)."""
+    from .schedules import BURDA_STAGES
+    from .steps import updates
+
+    u_vae, u_b = updates(vae_cfg) // vae_cfg.epochs, updates(burda_cfg) // burda_cfg.epochs
+    n = min(updates(vae_cfg), updates(burda_cfg))
+    at_vae = [check_nearest(h, n / u_vae, "test_elbo")[1] for h in vae]
+    at_b = [check_nearest(h, n / u_b, "test_elbo")[1] for h in burda]
+    v = verdict(at_vae, at_b, lower_is_better=False)
+    end_vae, end_b = [h[-1]["test_elbo"] for h in vae], [h[-1]["test_elbo"] for h in burda]
+    end = verdict(end_vae, end_b, lower_is_better=False)
+    final_lr = burda_cfg.lr * 10 ** (-(BURDA_STAGES - 1) / 7)
+    differ = (f"The report's VAE (one ReLU layer of {vae_cfg.hidden} a side, d = {vae_cfg.z_dim}, batch {vae_cfg.batch_size}, "
+              f"learning rate {vae_cfg.lr:g} throughout, {updates(vae_cfg):,} updates) and Burda et al.'s model trained "
+              f"here with k = 1 ({burda_cfg.depth} {burda_cfg.activation} layers of {burda_cfg.hidden} a side, "
+              f"d = {burda_cfg.z_dim}, batch {burda_cfg.batch_size}, learning rate {burda_cfg.lr:g} falling to "
+              f"{final_lr:.1g}, {updates(burda_cfg):,} updates) differ in architecture, schedule and length.")
+    ahead = {"better": "ahead of", "worse": "behind", "indistinguishable": "not measurably different from"}
+    text = (f"{differ} At the end the report's VAE is {ahead[end]} the other (test ELBO {values_text(end_vae, 2)} against "
+            f"{values_text(end_b, 2)} nats, {p_text(end_vae, end_b)}); at equal updates ({n:,}) it is {ahead[v]} it "
+            f"({values_text(at_vae, 2)} against {values_text(at_b, 2)}, {p_text(at_vae, at_b)})")
+    if end == "better" and v == "better":
+        return text + ": its extra updates do not explain the gap; its architecture or learning rate does (this page " \
+                      "does not separate the two)."
+    if end == "better":
+        return text + ": the gap is one of training length."
+    return text + "."

@@ -1,0 +1,125 @@
+"""The sweep's comparison sentences (``mnistgen.findings``) fed crafted histories where a naive
+reading and the tested one disagree: equal epochs against equal updates, the last two checks
+against the trend."""
+
+import numpy as np
+import pytest
+
+from mnistgen import findings
+
+
+def fid_at(updates: float) -> float:
+    """A U-shaped quality curve of generator updates: best (100) at 1,000 updates."""
+    return 100 + 0.0002 * (updates - 1000) ** 2
+
+
+def history(epochs: int, updates_per_epoch: int, seed: int, every: int = 1, noise: float = 3.0,
+            curve=fid_at) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    return [{"epoch": e, **({"fid": curve(e * updates_per_epoch) + noise * rng.standard_normal()}
+                            if e % every == 0 or e == epochs else {})} for e in range(1, epochs + 1)]
+
+
+def setting(beta1: float, batch: int, epochs: int = 20, seeds: int = 5, curve=fid_at) -> findings.Setting:
+    per_epoch = 100 * 128 // batch  # batch 64: twice the updates of batch 128 in an epoch
+    return findings.Setting(f"β1 = {beta1}, batch {batch}", beta1, batch,
+                            [history(epochs, per_epoch, 10 * batch + s, curve=curve) for s in range(seeds)], per_epoch)
+
+
+def test_equal_updates_find_a_tie_where_equal_epochs_find_a_batch_size_effect():
+    """Both batch sizes follow one curve of updates: batch 64 is past its best at the end (twice the
+    updates), so at equal epochs batch 128 wins, at equal updates they tie, and the sentences say so."""
+    s64, s128 = setting(0.9, 64), setting(0.9, 128)
+    assert findings.common_updates([s64, s128]) == s128.updates == 2000
+    epoch, at64 = findings.at_updates(s64, 2000)
+    assert epoch == 10  # batch 64 reaches 2,000 updates at epoch 10
+    end = findings.compare(s128.name, findings.finals(s128), s64.name, findings.finals(s64))
+    same = findings.compare(s128.name, findings.at_updates(s128, 2000)[1], s64.name, at64)
+    assert end.verdict == "better" and same.verdict == "indistinguishable"
+    text = findings.factor_sentence([s64, s128])
+    assert "the batch size makes no measurable difference" in text
+    assert "one of training length" in text
+    pick = findings.pick_sentence([s64, s128], s128.name)
+    assert "measurably below the next" in pick
+
+
+def test_equal_updates_keep_a_real_difference():
+    """A beta1 that shifts the whole curve up by 50 is found at equal updates as well: no 'tie'."""
+    worse = setting(0.5, 128, curve=lambda u: fid_at(u) + 50)
+    better = setting(0.9, 128)
+    text = findings.factor_sentence([worse, better])
+    assert text.startswith("At equal generator updates (2,000") and "β1 matters (β1 = 0.9, batch 128 below β1 = 0.5" in text
+    assert "training length" not in text
+
+
+def test_the_trend_rises_while_the_last_two_checks_fall():
+    """Quality getting worse over the last third, though every seed's last check dips below the one before."""
+    hs = []
+    for s in range(5):
+        rng = np.random.default_rng(s)
+        fids = list(100 + 2.0 * np.arange(30) + rng.normal(0, 0.5, 30))
+        fids[-1] = fids[-2] - 5  # the last check falls
+        hs.append([{"epoch": 10 * (i + 1), "fid": f} for i, f in enumerate(fids)])
+    assert findings.last_two_falling(hs) == 5
+    t = findings.trend(hs)
+    assert t.direction == "rising" and t.rising == 5 and (t.first_epoch, t.last_epoch) == (210, 300)
+    assert all(0 < s < 20 for s in t.slopes)  # +2 FID a check of 10 epochs, less the dip: under +20 per 100
+    text = findings.trend_sentence("the pick", t)
+    assert "the pick is still getting worse" in text and "rises for 5 of 5 seeds" in text
+
+
+def test_the_trend_is_the_least_squares_slope_and_noise_alone_is_flat():
+    line = [[{"epoch": e, "fid": 300 - 0.5 * e + (s if e % 20 == 10 else -s)} for e in range(10, 301, 10)] for s in range(1, 4)]
+    t = findings.trend(line)
+    x = np.arange(210, 301, 10, dtype=float)
+    for s, slope in zip(range(1, 4), t.slopes):
+        y = 300 - 0.5 * x + np.where(x % 20 == 10, s, -s)
+        assert slope == pytest.approx(np.polyfit(x, y, 1)[0] * 100, rel=1e-9)
+    assert t.direction == "falling" and "is still improving" in findings.trend_sentence("x", t)
+    rng = np.random.default_rng(0)
+    noise = [[{"epoch": e, "fid": 100 + rng.normal()} for e in range(10, 301, 10)] for _ in range(5)]
+    flat = findings.trend(noise)
+    assert flat.p is not None and flat.p >= 0.05 and flat.direction == "flat"
+
+
+def test_a_trend_needs_three_checks():
+    with pytest.raises(ValueError, match="at least three quality checks"):
+        findings.trend([[{"epoch": 1, "fid": 1.0}, {"epoch": 2, "fid": 2.0}]])
+
+
+def _sweep_row(beta1: float, batch: int, fids_by_seed: list[dict[int, float]], top_share: float, epochs: int = 40) -> dict:
+    """A row as evaluate.gan_sweep returns it: runs with configurations and histories, mean ± sd of the last checks."""
+    from types import SimpleNamespace
+
+    from mnistgen.config import make_config
+
+    cfg = make_config("gan", "smoke", batch_size=batch, epochs=epochs)
+    runs = [SimpleNamespace(cfg=cfg, history=[{"epoch": e, **({"fid": f[e]} if e in f else {})} for e in range(1, epochs + 1)])
+            for f in fids_by_seed]
+    finals = [f[epochs] for f in fids_by_seed]
+    return {"beta1": beta1, "batch_size": batch, "epochs": epochs, "runs": runs, "fid": float(np.mean(finals)),
+            "fid_sd": float(np.std(finals, ddof=1)), "top_class_share": top_share, "top_class_share_sd": 0.01}
+
+
+def test_the_sweep_findings_are_computed_from_the_histories():
+    """beta1 0.5: best early (~60 at epoch 10), worse by the end (~300); 0.9: flat at ~150, lowest at the end.
+    (smoke's GAN trains on 1,024 images: 8 updates an epoch at batch 128.)"""
+    late = _sweep_row(0.5, 128, [{10: 60 + s, 20: 100 + s, 30: 200 + s, 40: 300 + 3 * s} for s in range(4)], top_share=0.6)
+    flat = _sweep_row(0.9, 128, [{10: 160 + s, 20: 150 - s, 30: 152 + s, 40: 149 + s} for s in range(4)], top_share=0.2)
+    found = findings.sweep_findings([late, flat], "β1 = 0.9, batch 128")
+    assert found["pick"].startswith("by the rule fixed in advance (lowest mean final FID) the report uses β1 = 0.9, "
+                                    "batch 128 (150.5 ± 1.3); at the end of training it is measurably below the next")
+    assert "At equal updates (320) the pick also has the lowest mean FID" in found["pick"]
+    assert found["factors"].startswith("At equal generator updates (320; Welch's t-test over 4 seeds a setting), β1 matters")
+    assert found["early"].startswith("At its lowest validation FID (each seed's best check, an optimistic number) "
+                                     "β1 = 0.5, batch 128 ranks first (61.5 ± 1.3, after 80 updates), not the setting")
+    from mnistgen import report
+
+    assert report.lowest_text(flat, short=True) == "148.2 ± 1.0 (20–40)"
+    assert report.lowest_text(late) == "61.5 ± 1.3 at epoch 10"
+    assert found["collapse"].startswith("In 1 setting one digit made up more than 0.5 of the samples")
+    assert found["collapse"].endswith("β1 = 0.5, batch 128 (0.60 ± 0.01).")
+    calm = findings.sweep_findings([flat], "β1 = 0.9, batch 128")
+    assert calm["collapse"].startswith("In no setting did one digit")
+    assert calm["trend"].startswith("Over the last third of its checks (epochs 20–40) the pick (β1 = 0.9, batch 128) "
+                                    "has no measurable trend")

@@ -1,0 +1,44 @@
+"""Nearest training images (``mnistgen.memorisation``) against a float64 brute-force oracle, and the
+copy test on a generator that copies and one that does not."""
+
+import torch
+
+from mnistgen import memorisation
+
+
+def test_nearest_matches_float64_brute_force_with_ties_to_the_lower_index():
+    g = torch.Generator().manual_seed(0)
+    pool = torch.rand(3000, 784, generator=g)
+    pool[2500] = pool[17]  # a duplicate: equally near, the lower index wins
+    queries = torch.cat([torch.rand(200, 784, generator=g), pool[17:18] + 1e-3, pool[[5, 2999]]])
+    idx, dist = memorisation.nearest(queries, pool, batch_size=700)  # several blocks
+    d = torch.cdist(queries.double(), pool.double(), compute_mode="donot_use_mm_for_euclid_dist")  # exact differences
+    assert dist.dtype == torch.float64
+    assert torch.equal(idx, d.argmin(1))  # torch's argmin returns the first of equal minima
+    assert torch.allclose(dist, d.min(1).values, rtol=0, atol=1e-12)
+    assert idx[200] == 17 and idx[201] == 5 and idx[202] == 2999 and dist[201] == 0
+
+
+def _sets(copies: bool):
+    g = torch.Generator().manual_seed(1)
+    train = torch.rand(2000, 64, generator=g)
+    test = torch.rand(300, 64, generator=g)
+    if copies:  # every sample is a training image, slightly blurred
+        samples = [train[torch.randint(0, 2000, (300,), generator=g)] * 0.999 for _ in range(4)]
+    else:  # new points from the same distribution as the data
+        samples = [torch.rand(300, 64, generator=g) for _ in range(4)]
+    return samples, train, test
+
+
+def test_a_copying_generator_is_found_and_a_new_one_is_not():
+    samples, train, test = _sets(copies=True)
+    m = memorisation.measure(samples, samples, train, train, test, test)
+    assert all(p < 0.05 for p in m.pixel) and m.test_pixel > 1
+    assert m.p_pixel is not None and m.p_pixel < 0.001 and all(s == 1.0 for s in m.near_share)
+    assert m.closest[0][0] < 0.05 and len(m.closest) == 8
+    assert "closer to the training images than new real digits" in memorisation.sentence(m, "GAN", 300)
+    samples, train, test = _sets(copies=False)
+    fresh = memorisation.measure(samples, samples, train, train, test, test)
+    assert fresh.p_pixel is None or fresh.p_pixel >= 0.05
+    assert all(s < 0.05 for s in fresh.near_share)
+    assert "not measurably nearer or farther than new real digits" in memorisation.sentence(fresh, "GAN", 300)
