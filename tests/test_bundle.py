@@ -245,8 +245,11 @@ def test_an_installed_bundle_trains_nothing_and_names_missing_weights(smoke_bund
     said = []
     assert bundle.import_bundle(smoke_bundle, dest, log=said.append) == first  # `make book` imports every time
     assert said == [f"bundle: {smoke_bundle} is installed in {dest / 'smoke'} already"]
+    before = _files(dest)
     with pytest.raises(runs.NotInBundle, match="not in the results bundle installed for profile 'smoke'"):
         runs.get_runs(make_config("vae", "smoke", epochs=3), "smoke", [0], results_root=dest)
+    assert _files(dest) == before and not any(p.name.startswith("vae-") and not (p / "manifest.json").exists()
+                                              for p in (dest / "smoke" / "runs").iterdir())  # no folder left behind
     with pytest.raises(runs.NotInBundle, match="which nothing retrains"):
         runs.get_runs(make_config("vae", "smoke"), "smoke", [0], results_root=dest, retrain=True)
     vae = runs.get_runs(make_config("vae", "smoke"), "smoke", [0, 1], results_root=dest)
