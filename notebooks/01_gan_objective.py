@@ -280,8 +280,8 @@ if not long_runs or any(rs is None for rs in long_runs.values()):
                  + ("cannot be told apart by FID in either regime" if "cannot be told apart" in r1 + r5 else
                     "differ by FID in at least one regime (above)")
                  + "; whether they differ once trained longer is a follow-up group of runs not in this edition yet.")
-    report.glue_markdown("obj_long", " ".join(edition.pending_text(profile, g) for g in missing[:1])
-                         + (f" ({len(missing)} groups: {', '.join(f'`{g}`' for g in missing)}.)" if len(missing) > 1 else ""))
+    report.glue_markdown("obj_long", edition.pending_text(profile, *missing) if missing else
+                         "This profile names no longer objective runs (its followup section).")
 else:
     last = {key: {m: [findings.quality_checks(r.history, m)[-1][1] for r in rs]
                   for m in ("fid", "inception_score", "top_class_share")} for key, rs in long_runs.items()}

@@ -222,16 +222,16 @@ report.glue_figure("gan_quality", plots.quality_curves({f"β1 = {cfg.beta1}, bat
 # stated at the top of the chapter (lowest mean final FID) the report uses
 # {glue:text}`gan_choice`; a setting that was at its best early and got worse later is judged at
 # the end, as the rule says, and the summary below says where stopping early would have ranked
-# the settings otherwise. The spread between seeds of one setting is as much a
-# result as the difference between settings: a setting is better only where the gap between
-# means is large against both sds. A rising share of one digit is the signature of collapse;
-# where it appears, it is part of the result, not a failed run. The settings are compared at an
+# the settings otherwise. The spread between seeds of one setting is as much a result as the
+# difference between settings: a setting is called better than another only where Welch's t-test
+# over seeds says so (p < 0.05). A rising share of one digit is the signature of collapse; where
+# it appears, it is part of the result, not a failed run. The rule compares the settings at an
 # equal number of epochs, not of updates: a batch of 64 makes twice the generator updates of a
-# batch of 128 in the same epochs (the table's "updates" column), so a batch-size difference
-# here is also a difference in training length; {numref}`fig-gan-sweep` therefore plots against
-# generator updates, where a setting's curve can be compared with another's at equal updates.
-# The FIDs are against the validation split. {numref}`fig-gan-sweep-samples` shows what each
-# setting draws.
+# batch of 128 in the same epochs (the table's "updates" column), so a batch-size difference at
+# the end is also a difference in training length. {numref}`fig-gan-sweep` therefore plots
+# against generator updates, and the next section compares the settings at equal updates. The
+# FIDs are against the validation split. {numref}`fig-gan-sweep-samples` shows what each setting
+# draws.
 #
 # ```{glue:md} gan_sweep_table
 # :format: myst

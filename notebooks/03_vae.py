@@ -280,9 +280,12 @@ row_name = lambda r: f"{names[r['objective']].split(' ')[0]} k = {r['k']}"
 iwae_hist = {row_name(r): findings.run_histories(profile, r["runs"]) for r in iwae_rows}
 per_epoch = {row_name(r): updates(icfg) // icfg.epochs for r in iwae_rows}
 vae_label = f"this chapter's VAE (d = {cfg.z_dim})"
-report.glue_figure("iwae_curves", plots.group_curves({**iwae_hist, vae_label: [r.history for r in runs]}, "test_elbo",
-                                                      "test ELBO (nats)",
-                                                      {**per_epoch, vae_label: updates(cfg) // cfg.epochs}), profile)
+curves = {**iwae_hist, vae_label: [r.history for r in runs]}
+# the y range from a tenth of the way in: the first epochs' steep rise would flatten the end, the question here
+tail = [h["test_elbo"] for hs in curves.values() for hist in hs for h in hist[len(hist) // 10:]]
+report.glue_figure("iwae_curves", plots.group_curves(curves, "test_elbo", "test ELBO (nats)",
+                                                      {**per_epoch, vae_label: updates(cfg) // cfg.epochs},
+                                                      ylim=(min(tail) - 1, max(tail) + 1)), profile)
 trends = []
 for name_, hs in iwae_hist.items():
     try:

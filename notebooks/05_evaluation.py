@@ -351,8 +351,8 @@ _ = report.glue_text("eval_modes", "Against the training images' own shares (the
 # ```{glue:figure} eval_nn
 # :name: fig-eval-nn
 #
-# The GAN samples nearest to a training image over all seeds (top row; above each, its seed and
-# the pixel distance, pixels in [0, 1]) and those training images (bottom row).
+# The GAN samples nearest to a training image over all seeds (top row) and those training images
+# (bottom row); below each pair, its seed and the pixel distance (pixels in [0, 1]).
 # ```
 
 # %% tags=["hide-input"]

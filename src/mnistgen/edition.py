@@ -159,9 +159,10 @@ def group_runs(profile: str, name: str, device: str | None = None) -> list[Run] 
         return None
 
 
-def pending_text(profile: str, name: str) -> str:
-    """What a page says where a follow-up group is not in the edition yet."""
-    return (f"The runs of this section (group `{name}`) are not in this edition yet: they are trained a group at a "
+def pending_text(profile: str, *names: str) -> str:
+    """What a page says where follow-up groups are not in the edition yet."""
+    which = f"group `{names[0]}`" if len(names) == 1 else f"{len(names)} groups: " + ", ".join(f"`{n}`" for n in names)
+    return (f"The runs of this section ({which}) are not in this edition yet: they are trained a group at a "
             f"time and shipped as parts (`mnistgen edition status --profile {profile}` lists where each stands). "
             "The next edition shows them here.")
 

@@ -264,6 +264,6 @@ def group_curves(groups: dict[str, Sequence[History]], key: str, ylabel: str,
     ax.set_ylabel(ylabel)
     if ylim is not None:
         ax.set_ylim(*ylim)
-    _legend_above(ax)
-    _fit_column(fig)
+    ax.legend(frameon=False, loc="lower right", fontsize=8)  # inside: the curves rise away from that corner
+    fig.tight_layout()
     return fig
