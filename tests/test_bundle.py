@@ -399,3 +399,43 @@ def test_a_time_limit_stops_between_epochs_and_the_next_call_resumes_bitwise(tmp
         for (k, x), y in zip(a.models["vae"].state_dict().items(), b.models["vae"].state_dict().values()):
             assert torch.equal(x, y), k
         assert [row["loss"] for row in a.history] == [row["loss"] for row in b.history]
+
+
+def test_an_edition_with_follow_up_groups_pending_assembles_installs_and_renders_them_as_pending(assembled, tmp_path):
+    """An edition shipped before its follow-up groups (the paper edition, until they are trained) is
+    assembled without them, installs as this code's edition (not 'other code'), and its chapters say
+    which groups are pending instead of training them; a first-edition group missing is still refused."""
+    import shutil
+
+    from mnistgen import parts
+
+    editions = tmp_path / "editions"
+    shutil.copytree(assembled, editions)
+    record = json.loads((editions / "smoke" / parts.PARTS_FILE).read_text())
+    followup = edition.followup_groups("smoke")
+    pending = [n for n in followup if n.startswith("gan objective")]  # the four longer objective groups
+    for name in pending:
+        (editions / "smoke" / record["parts"].pop(name)["file"]).unlink()
+    (editions / "smoke" / parts.PARTS_FILE).write_text(json.dumps(record, indent=2))
+    (editions / "smoke.tar.gz").unlink()
+    r = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from mnistgen import parts; "
+                        "parts.assemble('smoke', Path(sys.argv[1]))", str(editions)],
+                       env=_env(tmp_path / "maker"), capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "goes without it (pending)" in r.stdout
+    meta = json.loads(_members(editions / "smoke.tar.gz")[bundle.BUNDLE_FILE])
+    assert set(meta["runs"]) == set(edition.run_ids("smoke")) - set(pending)
+    reader = tmp_path / "reader"
+    installed = bundle.import_bundle(editions / "smoke.tar.gz", reader, log=lambda _: None)
+    assert not installed["other_code"] and installed["changes"] == []
+    before = _files(reader / "smoke" / "runs")
+    r = subprocess.run([sys.executable, "-m", "mnistgen", "render", "gan_objective", "--profile", "smoke", "--out",
+                        str(tmp_path / "book")], env=_env(reader), capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert r.returncode == 0, r.stderr[-3000:]
+    page = (tmp_path / "book" / "01_gan_objective.ipynb").read_text()
+    assert "are not in this edition yet" in page and all(f"`{n}`" in page for n in pending)
+    assert _files(reader / "smoke" / "runs") == before  # nothing trained for the pending groups
+    # without a first-edition group the same edition is not this code's
+    runs_without = {n: v for n, v in meta["runs"].items() if n != "vae"}
+    assert edition.held_groups("smoke", runs_without) is None
+    assert edition.held_groups("smoke", meta["runs"]) == pending
