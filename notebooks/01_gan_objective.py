@@ -279,7 +279,8 @@ if not long_runs or any(rs is None for rs in long_runs.values()):
     long_find = (f"After {epochs} epochs the two losses' samples "
                  + ("cannot be told apart by FID in either regime" if "cannot be told apart" in r1 + r5 else
                     "differ by FID in at least one regime (above)")
-                 + "; whether they differ once trained longer is a follow-up group of runs not in this edition yet.")
+                 + "; whether they differ once trained longer is the question of follow-up groups of runs not in this "
+                 "edition yet.")
     report.glue_markdown("obj_long", edition.pending_text(profile, *missing) if missing else
                          "This profile names no longer objective runs (its followup section).")
 else:

@@ -112,7 +112,7 @@ report.glue_figure("gan_samples", plots.sample_grid(samples, nrow=10), profile)
 # too few digits for that, the most confident of the other draws): {glue:text}`gan_interp_pairs`. A straight line (lerp) between two Gaussian samples in 64
 # dimensions passes close to the origin, where the prior has almost no mass (a sample's norm
 # concentrates near $\sqrt{64} = 8$); the spherical path (slerp {cite:p}`white2016`) keeps the
-# norm. Whether that matters is measured, not judged from the figure: {glue:text}`gan_paths`
+# norm. Whether that matters is measured, not judged from the figure. {glue:text}`gan_paths`
 #
 # ```{glue:figure} gan_interp
 # :name: fig-gan-interp
@@ -331,7 +331,8 @@ report.glue_markdown("gan_equal_table", f"```{{table}} {caption}\n:name: tab-gan
                      + report.markdown_table(header, rows) + "\n```")
 
 # How the discriminator's outputs drift over the pick's last third (the check two thirds in, against the end)
-third = int(round(2 * chosen["epochs"] / 3))
+third = findings.trend([r.history for r in runs]).first_epoch if len(report.quality_checks(runs[0].history)) >= 3 \
+    else int(round(2 * chosen["epochs"] / 3))  # where the trend's last third of checks starts
 drift = {k: ([report.check_nearest(r.history, third, k)[1] for r in runs], [r.history[-1][k] for r in runs])
          for k in ("d_real", "d_fake")}
 report.glue_text("gan_drift", f"Over the last third of the pick's training (epoch {third} to {chosen['epochs']}) the "

@@ -261,8 +261,8 @@ for name, x in both.items():
 # The GAN above is the sweep's pick, which need not share the AC-GAN's $\beta_1$ and batch size.
 # {numref}`tab-acgan-like` sets each AC-GAN beside the GAN of the sweep with the same $\beta_1$ and
 # batch size, trained for as many epochs on the same images, compared at their last quality check
-# (validation FID, the first yardstick, the same samples a check as in the GAN chapter; Welch's
-# t-test over seeds). The AC-GAN at the other $\beta_1$ is a group of its own.
+# (validation FID under the first yardstick, from the quality checks both chapters make during
+# training; Welch's t-test over seeds). The AC-GAN at the other $\beta_1$ is a group of its own.
 # {glue:text}`acgan_like`
 #
 # ```{glue:md} acgan_like_table

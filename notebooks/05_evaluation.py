@@ -453,7 +453,7 @@ else:  # trained on CPU a group at a time (hours each), shipped in parts: say ho
 report.glue_text("find_paper", where)
 report.glue_text("find_rank_short", ("the two rank the models the same way" if same_order and not ties else
                                      "the two put the mean FIDs in the same order, though not every step is a "
-                                     "measurable difference under both" if same_order else
+                                     "measurable difference (" + "; ".join(ties) + ")" if same_order else
                                      "here they order the models differently"))
 report.glue_text("find_vae_modes", off_share("VAE").removeprefix("the VAE draws "))
 _ = report.glue_text("eval_summary", sentence + " " + f"The AC-GAN draws the requested digit in "

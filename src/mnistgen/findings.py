@@ -118,7 +118,7 @@ def _p_short(c: Comparison) -> str:
 def _effect_text(cs: list[Comparison], what: str) -> str:
     """'β1 matters (β1 = 0.9, batch 64 below β1 = 0.5, batch 64, p < 0.001; ...)', or that it does not."""
     parts = [f"{c.a if c.verdict == 'better' else c.b} below {c.b if c.verdict == 'better' else c.a}, {_p_short(c)}"
-             if c.verdict != "indistinguishable" else f"{c.a} and {c.b} alike, {_p_short(c)}" for c in cs]
+             if c.verdict != "indistinguishable" else f"{c.a} and {c.b} not measurably different, {_p_short(c)}" for c in cs]
     found = sum(c.verdict != "indistinguishable" for c in cs)
     head = (f"{what} makes no measurable difference" if not found else f"{what} matters" if found == len(cs)
             else f"{what} matters in {found} of {len(cs)} comparisons")
@@ -142,9 +142,12 @@ def factor_summary(settings: Sequence[Setting], key: str = "fid") -> str:
     eq_upd, eq_ep = factor_effects(settings, at), factor_effects(settings, end)
     text = (f"at equal generator updates ({n:,}) {_effect_short(eq_upd['beta1'], 'β1', 'batch sizes')} and "
             f"{_effect_short(eq_upd['batch'], 'the batch size', 'values of β1')}")
-    if any(c.verdict != "indistinguishable" and u.verdict == "indistinguishable" for c, u in zip(eq_ep["batch"], eq_upd["batch"])):
-        text += ("; a batch-size difference at equal epochs that vanishes at equal updates is one of training length "
-                 "(batch 64 makes twice the updates an epoch)")
+    length = [c for c, u in zip(eq_ep["batch"], eq_upd["batch"])
+              if c.verdict != "indistinguishable" and u.verdict == "indistinguishable"]
+    if length:
+        text += ("; " + " and ".join(f"{c.a} against {c.b}" for c in length) + " differ at equal epochs but not "
+                 "measurably at equal updates: that difference is one of training length (the smaller batch makes "
+                 "more updates an epoch)")
     return text
 
 
@@ -186,7 +189,7 @@ def pick_sentence(settings: Sequence[Setting], picked: str, key: str = "fid") ->
             c = compare(best_at.name, at[best_at.name], picked, at[picked])
             text += (f". At equal updates ({n:,}) {best_at.name} has the lowest mean FID ({values_text(at[best_at.name], 1)} "
                      f"against {values_text(at[picked], 1)}; {p_text(c.a_values, c.b_values)}): "
-                     + ("measurably below the pick" if c.verdict == "better" else "a tie with the pick"))
+                     + ("measurably below the pick" if c.verdict == "better" else "not measurably different from the pick"))
         else:
             rest = sorted((s for s in settings if s is not best), key=lambda s: float(np.mean(at[s.name])))
             c = compare(best.name, at[best.name], rest[0].name, at[rest[0].name])
@@ -309,8 +312,11 @@ def sweep_findings(sweep: Sequence[dict[str, Any]], picked: str) -> dict[str, st
     low = {s.name: lowest(s) for s in settings}
     early_best = min(settings, key=lambda s: float(np.mean(low[s.name][0])))
     v, where = low[early_best.name]
-    early = (f"At its lowest validation FID (each seed's best check, an optimistic number) {early_best.name} ranks first "
-             f"({values_text(v, 1)}, after {_span(where)} updates)"
+    runner = sorted((s for s in settings if s is not early_best), key=lambda s: float(np.mean(low[s.name][0])))
+    against = (f"; the next, {runner[0].name}: {values_text(low[runner[0].name][0], 1)}, "
+               f"{p_text(v, low[runner[0].name][0])}" if runner else "")
+    early = (f"At its lowest validation FID (each seed's best check, an optimistic number) {early_best.name} has the "
+             f"lowest mean ({values_text(v, 1)}, after {_span(where)} updates{against})"
              + (", the setting the rule picks." if early_best.name == picked else
                 ", not the setting the rule picks at the end of training."))
     from .report import cell
@@ -429,8 +435,8 @@ def vae_against_burda(vae: Sequence[History], vae_cfg: Any, burda: Sequence[Hist
             f"{values_text(end_b, 2)} nats, {p_text(end_vae, end_b)}); at equal updates ({n:,}) it is {ahead[v]} it "
             f"({values_text(at_vae, 2)} against {values_text(at_b, 2)}, {p_text(at_vae, at_b)})")
     if end == "better" and v == "better":
-        return text + ": its extra updates do not explain the gap; its architecture or learning rate does (this page " \
-                      "does not separate the two)."
+        return text + ": its extra updates do not explain the gap; what else differs does (architecture, latent size, " \
+                      "batch or learning-rate schedule: this page does not separate them)."
     if end == "better":
         return text + ": the gap is one of training length."
     return text + "."

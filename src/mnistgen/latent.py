@@ -87,7 +87,7 @@ def path_sentence(s: PathStats, alpha: float = 0.05) -> str:
         verdict = "the spherical path's midpoints are read as digits more confidently"
     else:
         verdict = "the straight path's midpoints are read as digits more confidently"
-    return (f"Measured over random pairs of prior draws, the straight path's midpoint has norm {s.lerp_norm:.2f} on "
+    return (f"Over random pairs of prior draws, the straight path's midpoint has norm {s.lerp_norm:.2f} on "
             f"average and the spherical one's {s.slerp_norm:.2f} (the ends: {s.end_norm:.2f}); the yardstick's "
             f"confidence in its top digit at the midpoint is {values_text(s.lerp_conf, 3)} on the straight path and "
             f"{values_text(s.slerp_conf, 3)} on the spherical one (mean ± sd over {len(s.lerp_conf)} seeds; paired "

@@ -111,6 +111,7 @@ def sentence(m: Memorisation, model: str, n: int) -> str:
             f"± sd over {len(m.pixel)} seeds of each seed's mean over {n:,} samples), real test images "
             f"{m.test_pixel:.2f}: the samples are {word(m.pixel, m.test_pixel, m.p_pixel)} new real digits "
             f"(one-sample t-test of the per-seed differences over seeds: {p_txt(m.p_pixel)}). In the first yardstick's "
-            f"features, {values_text(m.feature, 2)} against {m.test_feature:.2f} ({p_txt(m.p_feature)}). "
+            f"features, {values_text(m.feature, 2)} against {m.test_feature:.2f}: "
+            f"{word(m.feature, m.test_feature, m.p_feature)} new real digits ({p_txt(m.p_feature)}). "
             f"{values_text([100 * s for s in m.near_share], 1)} % of the samples are nearer to a training image than "
             f"the nearest 1 % of test images are; a generator that copied would put far more than 1 % there.")
