@@ -42,7 +42,7 @@ notebooks: data
 
 html: $(STAMP) $(MATHJAX)
 	$(VENV)/bin/jupyter-book build --all -W -n --keep-going --quiet .
-	@echo "The report: $(CURDIR)/_build/html/index.html (profile $(PROFILE))"
+	@$(PY) -m mnistgen pages --html $(CURDIR)/_build/html/index.html
 
 book: notebooks
 	$(MAKE) --no-print-directory html PROFILE=$(PROFILE)
@@ -54,7 +54,8 @@ pdf: $(STAMP) $(MATHJAX) chromium
 	$(VENV)/bin/jupyter-book build --all -W -n --keep-going --quiet --builder singlehtml .
 	$(PY) -m mnistgen pdf --build _build/singlehtml --out _build/pdf/report.pdf
 
-# One chapter with other parameters, then the book: make run NOTEBOOK=gan PARAMS="-p epochs 50 -p seed 3"
+# One chapter with other parameters, then the book: make run NOTEBOOK=gan PROFILE=quick PARAMS="-p epochs 4"
+# It replaces that chapter's page (every page then says the book is mixed); `make book` restores it.
 run: data
 	$(PY) -m mnistgen render $(NOTEBOOK) --profile $(PROFILE) $(PARAMS)
 	$(MAKE) --no-print-directory html PROFILE=$(PROFILE)

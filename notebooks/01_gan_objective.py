@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -65,6 +67,13 @@ epochs = 2  # a short run shows the early phase, where the two losses differ
 strong_k = 5  # discriminator steps per generator step in the second regime (the paper: 1)
 seeds = None  # None: the profile's seeds (trained as one batch)
 device = None
+
+# %% tags=["remove-cell"]
+# The parameters papermill was given, checked before any work: a misspelt name (papermill only
+# warns of one), a type or a range stops here; a list passed with -p as a string is read as YAML.
+from mnistgen import chapters
+
+globals().update(chapters.checked("gan_objective", globals()))
 
 # %% tags=["hide-input"]
 from IPython.display import Markdown, display
@@ -130,7 +139,7 @@ def measured_figure(k):
             g_at = np.arange(len(g)) * k + (k - 1)  # the batch of each generator step
             a1.plot(g_at[: len(smooth(g))], smooth(g), color=color, lw=1, alpha=0.7, label=name if i == 0 else None)
             a2.plot(smooth(d), color=color, lw=1, alpha=0.7, label=name if i == 0 else None)
-    a1.set_yscale("log")
+    plots.log_axis(a1)
     a1.set_ylabel(r"$\|\nabla_{\theta_G}\, \mathrm{loss}\|$ (10-step mean)")
     a2.axhline(0.5, color="gray", ls="--", lw=1, label="equilibrium, 1/2")
     a2.set_xlabel("training batch" + (f" (a generator step every {k})" if k > 1 else " (one D and one G step each)"))
@@ -211,7 +220,7 @@ print("generator-gradient norm ratio (non-saturating / saturating) over the firs
 # ```
 #
 # **What this chapter showed.** {glue:text}`obj_summary` The rest of this report uses the
-# non-saturating loss, as the paper does. {glue:text}`05_evaluation.ipynb::find_paper:s`
+# non-saturating loss, as the paper does.
 
 # %% tags=["hide-input"]
 first = {key: rs[0] for key, rs in every.items()}

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -56,6 +58,13 @@ seeds = None  # None: the profile's seeds (trained as one batch)
 beta1s = None  # Adam beta1 values of the sweep (None: the profile's, [0.5, 0.9])
 batch_sizes = None  # batch sizes of the sweep (None: the profile's, [64, 128])
 device = None  # None: the profile value, "auto": CUDA when present, else CPU
+
+# %% tags=["remove-cell"]
+# The parameters papermill was given, checked before any work: a misspelt name (papermill only
+# warns of one), a type or a range stops here; a list passed with -p as a string is read as YAML.
+from mnistgen import chapters
+
+globals().update(chapters.checked("gan", globals()))
 
 # %% tags=["hide-input"]
 from IPython.display import Markdown, display
@@ -288,7 +297,6 @@ report.glue_figure("gan_quality", plots.quality_curves({f"β1 = {cfg.beta1}, bat
 # :format: myst
 # ```
 #
-# {glue:text}`05_evaluation.ipynb::find_paper:s`
 
 # %% tags=["hide-input"]
 setting = report.setting_name

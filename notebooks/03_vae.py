@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -56,6 +58,13 @@ device = None
 nll_k = None  # importance samples per test image (None: the profile value, 5000)
 nll_images = None  # test images in the likelihood estimate (None: the profile value)
 iwae_epochs = None  # epochs of the Burda et al. comparison's models (None: the profile value)
+
+# %% tags=["remove-cell"]
+# The parameters papermill was given, checked before any work: a misspelt name (papermill only
+# warns of one), a type or a range stops here; a list passed with -p as a string is read as YAML.
+from mnistgen import chapters
+
+globals().update(chapters.checked("vae", globals()))
 
 # %% tags=["hide-input"]
 from IPython.display import Markdown, display
@@ -153,12 +162,18 @@ rows = [
     ["Burda et al. (2016), IWAE, 1 stochastic layer, k = 50 training",
      f"{report.published_value(burda, 'test_nll', objective='iwae', k=50):.2f}", "", "", "5,000", "10,000"],
 ]
-table = report.markdown_table(["model", "test NLL (nats), mean ± sd over seeds", "se over test images (one seed)",
-                               "−ELBO (nats)", "k", "test images"], rows)
-display(Markdown(table))
+_ = report.glue_markdown("vae_nll_table", report.table_block(
+    "tab-vae-nll", "The VAE's test NLL beside the published one-stochastic-layer models of Burda et al. (2016): "
+    "mean ± sd over seeds; the standard error over test images of one seed; k importance samples per image.",
+    ["model", "test NLL (nats), mean ± sd over seeds", "se over test images (one seed)", "−ELBO (nats)", "k",
+     "test images"], rows))
 
 # %% [markdown]
-# Our model reaches a test NLL of {glue:text}`vae_nll` nats with a test ELBO of
+# ```{glue:md} vae_nll_table
+# :format: myst
+# ```
+#
+# Our model reaches a test NLL of {glue:text}`vae_nll` nats ({numref}`tab-vae-nll`) with a test ELBO of
 # {glue:text}`vae_elbo` nats on the same images; the gap between the two is what the
 # single-sample bound leaves on the table. {glue:text}`vae_sd_se` The seeds were scored on the
 # same images, so their spread says how much the model varies, and the standard error how far the
@@ -445,7 +460,7 @@ widgets.latent_pointer(vae2, run2, profile, mu2[shown], test.labels.numpy()[show
 # %% [markdown]
 # ## What this chapter showed
 #
-# {glue:text}`vae_summary` {glue:text}`05_evaluation.ipynb::find_paper:s`
+# {glue:text}`vae_summary`
 
 # %% tags=["hide-input"]
 msd = lambda v: report.mean_sd_text(float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else None, 2)

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -58,6 +60,13 @@ batch_size = None
 lr = None
 seeds = None  # None: the profile's seeds (trained as one batch)
 device = None
+
+# %% tags=["remove-cell"]
+# The parameters papermill was given, checked before any work: a misspelt name (papermill only
+# warns of one), a type or a range stops here; a list passed with -p as a string is read as YAML.
+from mnistgen import chapters
+
+globals().update(chapters.checked("acgan", globals()))
 
 # %% tags=["hide-input"]
 from IPython.display import Markdown, display
@@ -293,4 +302,3 @@ _ = report.glue_markdown("acgan_like_table", f"```{{table}} {caption}\n:name: ta
 # samples ({numref}`tab-acgan-acc`), and one noise vector keeps its style across the ten classes
 # ({numref}`fig-acgan-grid`). Did the labels help? {glue:text}`acgan_answer`
 # {glue:text}`acgan_like`
-# {glue:text}`05_evaluation.ipynb::find_paper:s`

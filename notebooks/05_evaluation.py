@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -59,6 +61,13 @@ n_samples = None  # generated images per model (None: the profile value, 10000)
 nll_k = None
 nll_images = None
 device = None
+
+# %% tags=["remove-cell"]
+# The parameters papermill was given, checked before any work: a misspelt name (papermill only
+# warns of one), a type or a range stops here; a list passed with -p as a string is read as YAML.
+from mnistgen import chapters
+
+globals().update(chapters.checked("evaluation", globals()))
 
 # %% tags=["hide-input"]
 from IPython.display import Markdown, display
@@ -448,7 +457,7 @@ else:  # trained on CPU a group at a time (hours each), shipped in parts: say ho
     n_groups = len(edition.profile_groups("paper", make_config("evaluation", "paper")))
     where = (f"The paper's scale ({paper_scale}) is the paper edition, trained on CPU a group of runs at a time "
              f"and shipped in parts: {len(shipped)} of {n_groups} groups of runs shipped so far"
-             + (f" ({', '.join(shipped)})" if shipped else "") + " (README, \"Editions and results bundles\"); "
+             + (f" ({', '.join(shipped)})" if shipped else "") + " (`python -m mnistgen edition status` lists them); "
              "these numbers are the " + profile + " profile's.")
 report.glue_text("find_paper", where)
 report.glue_text("find_rank_short", ("the two rank the models the same way" if same_order and not ties else

@@ -177,8 +177,11 @@ def _toc_pages() -> list[str]:
 # - no Markdown table left as text: no literal separator row (|---|, or |—| after smart quotes
 #   turned the dashes into dashes of another kind) and no paragraph made of |-delimited rows;
 # - each chapter's provenance ("How this page was produced") followed by a rendered <table>;
-# - code collapsed: the only code cell whose source shows is the one tagged `parameters`
-#   (it says how to rerun); every other cell's source sits behind the show/hide toggle;
+# - code collapsed: no code cell's source shows (the parameters cell is removed: its defaults are
+#   not the page's values, which the provenance paragraph states); the rest sit behind the toggle;
+# - every results table (not the runs table in its <details>) numbered and captioned;
+# - no raw MyST role ({numref}, {glue:...}, {cite:...}) and no quoted string printed as output;
+# - no "mean ± sd" in a table cell wrapped over lines;
 # - no code line cut at the page's edge: visible <pre> blocks do not overflow sideways;
 # - every equation typeset by MathJax (each .math holds an <mjx-container>), none an error box;
 # - every figure the chapter's source glues (by its label) present, with a loaded image;
@@ -212,12 +215,44 @@ PAGE_PROBLEMS_JS = r"""
     }
     for (const cell of article.querySelectorAll('div.cell')) {
       const input = cell.querySelector('.cell_input');
-      if (!input) continue;
-      const params = cell.classList.contains('tag_parameters');
-      if (params && !visible(input)) problems.push('the parameters cell is hidden');
-      if (!params && visible(input)) {
-        problems.push('code shown outside the parameters cell: ' + JSON.stringify(input.textContent.trim().slice(0, 60)));
+      if (input && visible(input)) {  // the parameters cell too: its defaults are not the page's values
+        problems.push('code shown: ' + JSON.stringify(input.textContent.trim().slice(0, 60)));
       }
+    }
+    for (const t of article.querySelectorAll('table')) {  // results tables; the runs table sits in <details>
+      if (t.closest('details')) continue;
+      const cap = t.querySelector('caption');
+      if (!cap || !cap.querySelector('.caption-number') || !cap.textContent.replace(/Table \d+/, '').trim()) {
+        problems.push('a table without a number and caption: ' + JSON.stringify(t.textContent.trim().slice(0, 50)));
+      }
+    }
+  }
+  const shown = article.cloneNode(true);
+  shown.querySelectorAll('.cell_input, script, style').forEach(e => e.remove());
+  const role = shown.textContent.match(/\{(numref|glue(:\w+)?|cite(:\w+)?|doc|ref|eq|term)\}`?/);
+  if (role) problems.push('a raw MyST role: ' + JSON.stringify(role[0]));
+  for (const pre of article.querySelectorAll('.cell_output pre, .output pre')) {
+    if (/^\s*['"]/.test(pre.textContent)) {
+      problems.push('a quoted string printed as output: ' + JSON.stringify(pre.textContent.trim().slice(0, 60)));
+    }
+  }
+  for (const td of article.querySelectorAll('td')) {  // a number and its sd on one line
+    if (!visible(td) || !/\d\s*±\s*\d/.test(td.textContent)) continue;
+    const range = document.createRange();
+    for (const m of td.textContent.matchAll(/[−-]?[\d,.]+\s*±\s*[\d,.]+/g)) {
+      const tops = new Set();
+      const walker = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);
+      let node, offset = 0;
+      while ((node = walker.nextNode())) {  // the rectangles of the match's characters: one line each
+        const start = Math.max(m.index - offset, 0), end = Math.min(m.index + m[0].length - offset, node.length);
+        if (start < end) {
+          range.setStart(node, start);
+          range.setEnd(node, end);
+          for (const r of range.getClientRects()) if (r.width > 0) tops.add(Math.round(r.top));
+        }
+        offset += node.length;
+      }
+      if (tops.size > 1) problems.push('a number wraps in a table cell: ' + JSON.stringify(m[0]));
     }
   }
   for (const pre of article.querySelectorAll('pre')) {
@@ -344,7 +379,7 @@ def test_every_page_in_headless_chromium(server):
 
 
 # A chapter page as it looked before the fix: the provenance rows left as text with their
-# separator's dashes turned into em dashes, and a code cell open outside the parameters cell.
+# separator's dashes turned into em dashes, and code cells open (the parameters cell's defaults too).
 BROKEN_PAGE = """<html><body><article>
 <div class="cell tag_parameters"><div class="cell_input"><pre>profile = "quick"</pre></div></div>
 <div class="cell"><div class="cell_input"><pre>from mnistgen import report</pre></div>
@@ -353,11 +388,11 @@ BROKEN_PAGE = """<html><body><article>
 </article></body></html>"""
 
 FIXED_PAGE = """<html><body><article>
-<div class="cell tag_parameters"><div class="cell_input"><pre>profile = "quick"</pre></div></div>
 <div class="cell tag_hide-input"><details class="hide above-input"><summary>Show code</summary>
 <div class="cell_input"><pre>from mnistgen import report</pre></div></details>
 <div class="cell_output"><p><strong>How this page was produced.</strong> Profile quick.</p>
-<table><tr><th>run</th><th>seed</th></tr><tr><td>gan-seed0-abc</td><td>0</td></tr></table></div></div>
+<details open><summary>The runs</summary>
+<table><tr><th>run</th><th>seed</th></tr><tr><td>gan-seed0-abc</td><td>0</td></tr></table></details></div></div>
 </article></body></html>"""
 
 
@@ -376,29 +411,31 @@ def test_the_page_checks_catch_a_broken_table_and_open_code():
         page.set_content(FIXED_PAGE)
         fixed = page_problems(page, True)
         page.set_viewport_size({"width": 300, "height": 600})
-        page.set_content(FIXED_PAGE.replace('profile = "quick"', "x = " + "1234567890" * 20).replace(
-            "<pre>", '<pre style="white-space: pre">', 1))
+        page.set_content(FIXED_PAGE.replace("</article>", '<div class="cell_output"><pre style="white-space: pre">'
+                                            + "x = " + "1234567890" * 20 + "</pre></div></article>"))
         cut = page_problems(page, True)
         browser.close()
     joined = "\n".join(broken)
     assert "a Markdown table shown as text" in joined
     assert "a paragraph of table rows" in joined
     assert "provenance is not followed by a rendered <table>" in joined
-    assert "code shown outside the parameters cell" in joined
+    assert "code shown: " in joined
     assert fixed == []
     assert any("cut at the edge" in c for c in cut), cut
 
 
 TINY_PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg==")
 GOOD_CHAPTER = """<html><body><article>
-<div class="cell tag_parameters"><div class="cell_input"><pre>profile = "quick"</pre></div></div>
 <p>The loss <span class="math notranslate nohighlight">\\(\\log D(x)\\)</span> and</p>
 <div class="math notranslate nohighlight">\\[\\min_G \\max_D V(D, G)\\]</div>
 <figure id="fig-x"><img src="data:image/png;base64,{png}"></figure>
 <div class="cell tag_hide-input"><details class="hide above-input"><summary>Show code</summary>
 <div class="cell_input"><pre>from mnistgen import report</pre></div></details>
 <div class="cell_output"><p><strong>How this page was produced.</strong> Profile quick.</p>
-<table><tr><th>run</th></tr><tr><td>gan-seed0-abc</td></tr></table></div></div>
+<details><summary>The runs</summary><table><tr><th>run</th></tr><tr><td>gan-seed0-abc</td></tr></table></details>
+</div></div>
+<table><caption><span class="caption-number">Table 1 </span><span class="caption-text">FID.</span></caption>
+<tr><th>model</th><th>FID</th></tr><tr><td>GAN</td><td>115\u00a0±\u00a020</td></tr></table>
 </article></body></html>""".replace("{png}", TINY_PNG)
 
 def _wide_png(width: int) -> str:
@@ -410,9 +447,18 @@ def _wide_png(width: int) -> str:
 # each defect a page can have -> (how to make it from GOOD_CHAPTER, the problem the checks must report)
 PAGE_DEFECTS = {
     "no provenance": (lambda h: h.replace("How this page was produced.", "Produced."), "no provenance paragraph"),
-    "parameters hidden": (lambda h: h.replace('<div class="cell tag_parameters"><div class="cell_input"><pre>profile = "quick"</pre></div>',
-                                              '<div class="cell tag_parameters"><details><summary>Show code</summary><div class="cell_input"><pre>profile = "quick"</pre></div></details>'),
-                          "the parameters cell is hidden"),
+    "parameters shown": (lambda h: h.replace("<article>", '<article><div class="cell tag_parameters"><div '
+                                             'class="cell_input"><pre>profile = "quick"</pre></div></div>'),
+                         "code shown: "),
+    "raw role": (lambda h: h.replace("The loss", "The loss of {numref}`fig-x`"), "a raw MyST role: "),
+    "quoted string output": (lambda h: h.replace("</article>", '<div class="cell_output"><div class="output '
+                                                 "text_plain\"><pre>'The summary, {numref}`x`'</pre></div></div>"
+                                                 "</article>"), "a quoted string printed as output"),
+    "table without caption": (lambda h: h.replace("</article>", "<table><tr><th>model</th></tr><tr><td>GAN</td>"
+                                                  "</tr></table></article>"), "a table without a number and caption"),
+    "number wraps": (lambda h: h.replace("</article>", '<table style="width: 60px"><caption><span class="caption-'
+                                         'number">Table 1 </span>FID.</caption><tr><td>115 ± 20</td></tr></table>'
+                                         "</article>"), "a number wraps in a table cell: \"115 ± 20\""),
     "broken equation": (lambda h: h.replace("\\(\\log D(x)\\)", "\\(x^1^2\\)"), "an equation MathJax could not read"),
     "equation left as text": (lambda h: h.replace("\\[\\min_G \\max_D V(D, G)\\]", "min_G max_D V(D, G)"),
                               "an equation not typeset"),
@@ -451,7 +497,7 @@ def test_each_page_check_fires_on_its_defect():
         if r.request.url.endswith("/tex-svg.js"):
             r.fulfill(body=mathjax, content_type="application/javascript")
         elif r.request.url.endswith("/page.html"):
-            r.fulfill(body=served["html"], content_type="text/html")
+            r.fulfill(body=served["html"], content_type="text/html; charset=utf-8")
         else:
             r.fulfill(status=404)
 

@@ -158,7 +158,7 @@ def _cli_env(env, *args):
 
 
 def test_papermill_refuses_a_nan_parameter_in_the_notebooks_first_cells(tmp_path):
-    """A notebook run by papermill itself (not through the CLI) stops at make_config, naming the value."""
+    """A notebook run by papermill itself (not through the CLI) stops in its first cell, naming the value."""
     import jupytext
     import papermill
 
@@ -167,5 +167,5 @@ def test_papermill_refuses_a_nan_parameter_in_the_notebooks_first_cells(tmp_path
     with pytest.raises(papermill.PapermillExecutionError) as e:
         papermill.execute_notebook(str(src), str(tmp_path / "out.ipynb"), kernel_name="python3", progress_bar=False,
                                    parameters={"profile": "smoke", "lr": float("nan")}, cwd=str(tmp_path))
-    assert e.value.ename == "ConfigError"
-    assert "'lr' = nan is not a finite number; valid range [1e-07, 1.0]" in e.value.evalue
+    assert e.value.ename == "ParameterError"
+    assert "parameter 'lr' = nan is not a finite number; valid range [1e-07, 1.0]" in e.value.evalue

@@ -108,3 +108,46 @@ def test_quality_checks_are_read_from_the_epochs_that_hold_them():
         report.check_nearest(h, 10, key="inception_score")
 
 
+
+
+def test_where_runs_of_one_configuration_differ_the_cell_says_which_seed_had_which():
+    """Issue 43: a "code commit" cell listing two commits did not say which trained what."""
+    runs = [_run("gan-seed0-a", 0), _run("gan-seed1-b", 1), _run("gan-seed2-c", 2, commit="0123456789ab")]
+    rows = _table(report.provenance("gan", "paper", {}, runs))
+    assert rows[0].endswith("| code commit |")
+    assert rows[2].endswith("| `abc123def456` (seeds 0, 1); `0123456789ab` (seed 2) |"), rows[2]
+
+
+def test_a_results_table_keeps_each_mean_and_sd_on_one_line():
+    table = report.markdown_table(["model", "FID"], [["GAN", "115 ± 20"], ["VAE", "0.65 (sd < 0.01)"]])
+    assert "115\u00a0±\u00a020" in table and "0.65 (sd\u00a0<\u00a00.01)" in table
+    block = report.table_block("tab-x", "A caption.", ["a"], [[1]])
+    assert block.startswith("```{table} A caption.\n:name: tab-x\n\n| a |") and block.endswith("\n```")
+
+
+def test_a_log_axis_labelled_only_at_powers_of_ten_stops_the_figure(tmp_path, monkeypatch):
+    """Issue 43: the FID panels' log axes were labelled only at 10² and 10³ on a curve from 90 to
+    2,000; plots.log_axis labels 100, 200, 500, ...; glue_figure refuses the unreadable one."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from mnistgen import plots
+
+    monkeypatch.setattr(report, "RESULTS_ROOT", tmp_path)
+    monkeypatch.setattr(report, "_glue", lambda name, value, display=False: None)
+    fig, ax = plt.subplots()
+    ax.plot(np.geomspace(90, 2000, 30))
+    ax.set_yscale("log")
+    assert plots.unreadable_log_axes(fig)
+    with pytest.raises(ValueError, match="figure fid: axes 0: the log y axis is labelled only at"):
+        report.glue_figure("fid", fig, "smoke")
+    for lo, hi in ((90, 2000), (100, 130), (1e-3, 1e2)):
+        fig, ax = plt.subplots()
+        ax.plot(np.geomspace(lo, hi, 30))
+        plots.log_axis(ax)
+        assert plots.unreadable_log_axes(fig) == [], (lo, hi)
+        report.glue_figure("fid", fig, "smoke")
+    assert (tmp_path / "smoke" / "figures" / "fid.png").is_file()

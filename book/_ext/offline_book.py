@@ -8,10 +8,14 @@
    chapter names (``data-src="widgets/<profile>/<name>.js"``) is copied from the results folder
    into ``_static/widgets/``. A missing one stops the build before anything is written, naming
    the file and the chapter to render, instead of a page whose figure cannot load.
+3. A mixed book (``mnistgen.pages``: chapters rendered with different profiles or parameters, as
+   after ``make run``) says so at the top of every chapter and of the introduction, naming what
+   each page is and how to render the whole book as one edition again.
 """
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 from pathlib import Path
@@ -63,8 +67,41 @@ def _copy_widgets(app, exception):
         shutil.copyfile(path, dst)
 
 
+def mixed_notice(pagename: str, book: dict) -> str:
+    """The HTML of the mixed-book notice for ``pagename`` ("" where the book is one edition);
+    ``book``: the rendered chapters' pages (``mnistgen.pages.book_pages``)."""
+    from mnistgen import pages
+
+    if not pages.mixed(book):
+        return ""
+    stem = pagename.rsplit("/", 1)[-1]
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in pages.summary(book))
+    if stem in book:
+        this = f"<p>This page was rendered with {html.escape(book[stem].describe())}. "
+    elif pagename in ("book/intro", "book/conclusion"):
+        this = "<p>The findings on this page come from the chapters' renderings listed here. "
+    else:
+        return ""
+    return ('<div class="admonition warning mixed-book"><p class="admonition-title">A mixed book</p>'
+            + this + "Its chapters were not all rendered with the same profile and parameters, so a sentence "
+            "that speaks of another chapter's models may not describe the runs shown on that chapter's page:</p>"
+            f"<ul>{items}</ul><p><code>make book</code> renders every chapter as one edition again (runs "
+            "already trained are reused, not retrained).</p></div>")
+
+
+def _flag_mixed(app, pagename, templatename, context, doctree):
+    if not hasattr(app, "mnistgen_pages"):  # read once per build, not once per page
+        from mnistgen import pages
+
+        app.mnistgen_pages = pages.book_pages(Path(app.srcdir) / "book" / "generated")
+    notice = mixed_notice(pagename, app.mnistgen_pages)
+    if notice and "body" in context:
+        context["body"] = notice + context["body"]
+
+
 def setup(app):
     app.connect("html-page-context", _drop_thebe)
+    app.connect("html-page-context", _flag_mixed)
     app.connect("builder-inited", _check_widgets)
     app.connect("build-finished", _copy_widgets)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

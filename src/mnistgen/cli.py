@@ -16,9 +16,7 @@ before anything runs: an unknown name, a wrong type or an out-of-range value sto
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
-import dataclasses
 import logging
 import os
 import sys
@@ -29,19 +27,11 @@ from typing import Any
 
 import yaml
 
-from .config import CONFIGS, ConfigError, describe, make_config, profile_names
+from .chapters import CHAPTERS, ParameterError, validate
+from .config import CONFIGS, ConfigError, make_config, profile_names
 from .runs import DATA_ROOT, REPO_DIR, code_version
 
-NOTEBOOK_DIR = REPO_DIR / "notebooks"
 GENERATED_DIR = REPO_DIR / "book" / "generated"
-# chapter name -> (notebook file stem, config sections its parameters belong to)
-CHAPTERS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "gan_objective": ("01_gan_objective", ("gan", "evaluation")),
-    "gan": ("02_gan_experiments", ("gan", "evaluation", "gan_sweep")),
-    "vae": ("03_vae", ("vae", "evaluation")),
-    "acgan": ("04_acgan", ("acgan", "evaluation")),
-    "evaluation": ("05_evaluation", ("evaluation",)),
-}
 
 
 class UsageError(ValueError):
@@ -49,62 +39,45 @@ class UsageError(ValueError):
 
 
 def parse_params(pairs: list[list[str]] | None) -> dict[str, Any]:
-    """``[["epochs", "50"], ...]`` -> ``{"epochs": 50}``, values read as YAML (as papermill does)."""
+    """``[["epochs", "50"], ...]`` -> ``{"epochs": 50}``: every value read as YAML (papermill's ``-y``
+    does the same; its ``-p`` passes strings, which the chapter reads as YAML where it needs no string)."""
     return {k: yaml.safe_load(v) for k, v in (pairs or [])}
 
 
-def notebook_parameters(stem: str) -> dict[str, Any]:
-    """Names and defaults assigned in the notebook's cell tagged ``parameters``."""
-    import jupytext
-
-    nb = jupytext.read(NOTEBOOK_DIR / f"{stem}.py")
-    for cell in nb.cells:
-        if "parameters" in cell.metadata.get("tags", []):
-            tree = ast.parse(cell.source)
-            return {t.id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
-                    for t in n.targets if isinstance(t, ast.Name)}
-    raise UsageError(f"notebooks/{stem}.py has no cell tagged 'parameters'")
-
-
-def validate(chapter: str, profile: str, params: dict[str, Any]) -> None:
-    """Raise UsageError/ConfigError unless ``params`` are the chapter's and their values are valid."""
-    if chapter not in CHAPTERS:
-        raise UsageError(f"unknown chapter {chapter!r}; choose one of {sorted(CHAPTERS)} or 'all'")
-    stem, sections = CHAPTERS[chapter]
-    allowed = notebook_parameters(stem)
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        meaning = "\n".join(describe(CONFIGS[s]) for s in sections)
-        raise UsageError(f"chapter {chapter!r} has no parameter(s) {unknown}. Valid parameters: "
-                         f"{sorted(allowed)}; their meaning:\n{meaning}")
-    for section in sections:  # types and ranges; raises ConfigError
-        names = {f.name for f in dataclasses.fields(CONFIGS[section])}
-        make_config(section, profile, **{k: v for k, v in params.items() if k in names})
-
-
-def render(chapter: str, profile: str, params: dict[str, Any], out_dir: Path = GENERATED_DIR) -> Path:
-    """Execute one chapter with papermill into ``out_dir/<stem>.ipynb`` (written only on success)."""
+def render(chapter: str, profile: str, params: dict[str, Any], out_dir: Path = GENERATED_DIR,
+           say: Any = print) -> Path:
+    """Execute one chapter with papermill into ``out_dir/<stem>.ipynb`` (written only on success).
+    Where that replaces a page of another profile or other parameters, ``say`` tells which."""
     import jupytext
     import papermill
 
-    validate(chapter, profile, params)
-    stem, _ = CHAPTERS[chapter]
+    from . import pages
+
+    params = validate(chapter, profile, params)
+    stem = CHAPTERS[chapter].stem
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{stem}.ipynb"
+    before = pages.read_page(out) if out.is_file() else None
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / f"{stem}.ipynb", Path(tmp) / f"{stem}.out.ipynb"
-        jupytext.write(jupytext.read(NOTEBOOK_DIR / f"{stem}.py"), src)
+        jupytext.write(jupytext.read(CHAPTERS[chapter].notebook), src)
         t0 = time.perf_counter()
-        print(f"render: {chapter} ({stem}) with profile {profile} {params or ''}", flush=True)
+        say(f"render: {chapter} ({stem}) with profile {profile} {params or ''}")
         papermill.execute_notebook(str(src), str(dst), parameters={"profile": profile, **params},
                                    kernel_name="python3", cwd=str(REPO_DIR), progress_bar=False)
         nb = jupytext.read(dst, fmt="ipynb")
-        for cell in nb.cells:  # the page states its parameters in prose; hide papermill's cell
-            if "injected-parameters" in cell.metadata.get("tags", []):
-                cell.metadata["tags"].append("remove-cell")
+        for cell in nb.cells:  # the page states its profile and parameters in prose: hide both cells
+            tags = cell.metadata.get("tags", [])
+            if ("injected-parameters" in tags or "parameters" in tags) and "remove-cell" not in tags:
+                cell.metadata["tags"] = [*tags, "remove-cell"]
         jupytext.write(nb, dst, fmt="ipynb")
         os.replace(dst, out)
-    print(f"render: {out} in {time.perf_counter() - t0:.0f} s", flush=True)
+    say(f"render: {out} in {time.perf_counter() - t0:.0f} s")
+    now = pages.read_page(out)
+    if before is not None and now is not None and before.edition != now.edition:
+        say(f"render: this replaced the page rendered with {before.describe()}; the book is now mixed "
+            f"(every page says so). `make book` renders every chapter as one edition again, reusing the "
+            "runs already trained.")
     return out
 
 
@@ -116,7 +89,13 @@ def cmd_render(args: argparse.Namespace) -> None:
     for ch in chapters:  # validate everything before running anything
         validate(ch, args.profile, params)
     out_dir = Path(args.out).resolve() if args.out else GENERATED_DIR
-    if args.jobs == 1 or len(chapters) == 1:
+    if len(chapters) == 1:
+        from .progress import RunsBar
+
+        planned = [] if params else CHAPTERS[chapters[0]].planned_runs(args.profile)
+        with RunsBar(args.profile, planned=planned) as bar:
+            render(chapters[0], args.profile, params, out_dir, say=bar.write)
+    elif args.jobs == 1:
         for ch in chapters:
             render(ch, args.profile, params, out_dir)
     else:
@@ -396,6 +375,22 @@ def cmd_data(args: argparse.Namespace) -> None:
     print(f"mnist: {ensure_mnist(args.root)} holds the four files, MD5s verified")
 
 
+def cmd_pages(args: argparse.Namespace) -> None:
+    """What the built book is: one line where every chapter was rendered alike, else one per page."""
+    from . import pages
+
+    book = pages.book_pages()
+    where = f"The report: {args.html}" if args.html else "The rendered chapters"
+    if not book:
+        print(f"{where}: no chapter rendered yet (make book)")
+    elif not pages.mixed(book):
+        print(f"{where} ({next(iter(book.values())).describe()}, every chapter)")
+    else:
+        print(f"{where}, a mixed book (every page says so); `make book` renders every chapter as one edition again:")
+        for line in pages.summary(book):
+            print(f"  {line}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mnistgen", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -452,6 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
     ea.add_argument("--profile", default="paper", choices=profiles)
     e.set_defaults(func=cmd_edition)
 
+    pg = sub.add_parser("pages", help="say what each rendered chapter is: its profile and parameters")
+    pg.add_argument("--html", help="the built book's index page, named in the first line")
+    pg.set_defaults(func=cmd_pages)
     s = sub.add_parser("summary", help="print a profile's results (its metrics.json) as Markdown tables")
     s.add_argument("--profile", default="quick", choices=profiles)
     s.set_defaults(func=cmd_summary)
@@ -471,7 +469,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("distributed").setLevel(logging.WARNING)  # the cluster's own chatter
     try:
         args.func(args)
-    except (ConfigError, UsageError) as e:
+    except (ConfigError, UsageError, ParameterError) as e:
         sys.exit(f"error: {e}")
     except ImportError as e:
         sys.exit(f"error: a dependency is missing ({e}); install the project's environment with "

@@ -21,7 +21,20 @@ PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
 
 
 class ConfigError(ValueError):
-    """A parameter or profile is invalid; the message says which and what is allowed."""
+    """A parameter or profile is invalid; the message says which and what is allowed.
+
+    For a bad parameter value, ``key`` is the parameter (``beta1s[0]`` for an element of a list) and
+    ``problem`` what is wrong with it (``= -1 is out of range [1, 100000]``), so that a caller who
+    names the parameter otherwise (a chapter's ``strong_k`` is the GAN's ``k``) can say it its way."""
+
+    def __init__(self, message: str, key: str | None = None, problem: str | None = None):
+        super().__init__(message)
+        self.key, self.problem = key, problem
+
+
+def _bad(cls: type, key: str, problem: str) -> ConfigError:
+    return ConfigError(f"{cls.model}: parameter {key!r} {problem}.\nValid parameters:\n{describe(cls)}",
+                       key=key, problem=problem)
 
 
 def _p(default: Any, help: str, lo: float | None = None, hi: float | None = None,
@@ -216,7 +229,7 @@ def _type_name(tp: Any) -> str:
 def _check(cls: type, name: str, value: Any, tp: Any) -> Any:
     """Return ``value`` coerced to ``tp`` (int -> float, list -> tuple) or raise ConfigError."""
     def bad(why: str) -> ConfigError:
-        return ConfigError(f"{cls.model}: parameter {name!r} = {value!r} {why}.\nValid parameters:\n{describe(cls)}")
+        return _bad(cls, name, f"= {value!r} {why}")
 
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -276,18 +289,15 @@ def make_config(model: str, profile: str | None = None, **overrides: Any) -> Any
         v = _check(cls, key, value, hints[key])
         m = names[key].metadata
         if m.get("choices") and any(x not in m["choices"] for x in (v if isinstance(v, tuple) else (v,))):
-            raise ConfigError(f"{model}: parameter {key!r} = {v!r} must be one of {list(m['choices'])}.\n"
-                              f"Valid parameters:\n{describe(cls)}")
+            raise _bad(cls, key, f"= {v!r} must be one of {list(m['choices'])}")
         for x in (v if isinstance(v, tuple) else (v,)):
             if isinstance(x, float) and not math.isfinite(x):  # NaN fails no comparison: ask first
-                raise ConfigError(f"{model}: parameter {key!r} = {x!r} is not a finite number; valid range "
-                                  f"[{m.get('lo')}, {m.get('hi')}].\nValid parameters:\n{describe(cls)}")
+                raise _bad(cls, key, f"= {x!r} is not a finite number; valid range [{m.get('lo')}, {m.get('hi')}]")
             if isinstance(x, (int, float)) and not isinstance(x, bool):
                 if (m.get("lo") is not None and x < m["lo"]) or (m.get("hi") is not None and x > m["hi"]):
-                    raise ConfigError(f"{model}: parameter {key!r} = {x!r} is out of range "
-                                      f"[{m.get('lo')}, {m.get('hi')}].\nValid parameters:\n{describe(cls)}")
+                    raise _bad(cls, key, f"= {x!r} is out of range [{m.get('lo')}, {m.get('hi')}]")
         if isinstance(v, tuple) and len(set(v)) != len(v):
-            raise ConfigError(f"{model}: parameter {key!r} = {list(v)} repeats a value.\nValid parameters:\n{describe(cls)}")
+            raise _bad(cls, key, f"= {list(v)} repeats a value")
         checked[key] = v
     return cls(**checked)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 import torch
 from torchvision.utils import make_grid
 
@@ -22,6 +22,42 @@ plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "axes.spines.top": F
 # shrunk; below 0.864 of its size 10-pt text falls under 9 pt on a 96-dpi screen (12 px), which
 # tests/test_book.py checks for in Chromium. Panels are stacked, not squeezed side by side.
 COLUMN_IN = 6.5
+
+
+def log_axis(ax: plt.Axes, which: str = "y") -> None:
+    """Put ``ax``'s ``which`` axis on a log scale labelled in plain numbers a reader can read a value
+    off: at 1, 2 and 5 times each power of ten (only the powers where the view spans over four
+    decades; round numbers evenly spaced where it spans under one). Matplotlib's default labels only the powers of ten:
+    two labels, 10² and 10³, on an FID curve from 90 to 2,000. Call it after plotting (the view's
+    span picks the labels)."""
+    getattr(ax, f"set_{which}scale")("log")
+    lo, hi = getattr(ax, f"get_{which}lim")()
+    decades = np.log10(hi / lo)
+    axis = getattr(ax, f"{which}axis")
+    if decades > 1:
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0,) if decades > 4 else (1.0, 2.0, 5.0)))
+    else:  # within a decade, evenly spaced round numbers (100, 110, 120, ...)
+        axis.set_major_locator(MaxNLocator(nbins=5))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def unreadable_log_axes(fig: plt.Figure, least: int = 3) -> list[str]:
+    """The log axes of ``fig`` with fewer than ``least`` labelled ticks in view (axes whose ticks
+    were set by hand, ``set_xticks``, are taken as meant). Drawn first, so the labels are final."""
+    fig.canvas.draw()
+    found = []
+    for i, ax in enumerate(fig.axes):
+        for which in ("x", "y"):
+            axis = getattr(ax, f"{which}axis")
+            if axis.get_scale() != "log" or isinstance(axis.get_major_locator(), FixedLocator):
+                continue
+            lo, hi = sorted(getattr(ax, f"get_{which}lim")())
+            labels = [t.get_text() for t in axis.get_ticklabels(which="both")
+                      if t.get_text() and lo <= t.get_position()[0 if which == "x" else 1] <= hi]
+            if len(labels) < least:
+                found.append(f"axes {i}: the log {which} axis is labelled only at {labels or 'no tick'}")
+    return found
 
 
 def as_unit(x: torch.Tensor) -> torch.Tensor:
@@ -197,7 +233,7 @@ def quality_curves(groups: dict[str, Sequence[History]], title: str = "",
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         else:
             ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
-    axes[0].set_yscale("log")
+    log_axis(axes[0])
     handles, labels = axes[2].get_legend_handles_labels()
     key_ax.set_axis_off()
     key_ax.legend(handles, [lab.replace(" (mean", "\n(mean") for lab in labels], frameon=False, loc="center")

@@ -22,18 +22,27 @@ class RunsBar:
     prints above it. Off where the console is not a terminal (``disable=None``: a CI log stays clean)."""
 
     def __init__(self, profile: str, results_root: Path = RESULTS_ROOT, every: float = 3.0,
-                 disable: bool | None = None, **tqdm_kw: Any):
+                 disable: bool | None = None, planned: list[str] | None = None, **tqdm_kw: Any):
+        """``planned``: the run ids to count (default: every run of the profile's edition); with
+        ``planned=[]`` (a chapter with overrides, whose runs are not known in advance) it counts the
+        runs that finish while it is open, without a total."""
         from .edition import run_ids
 
         self.folder = results_dir(profile, results_root) / "runs"
-        self.planned = [rid for rs in run_ids(profile).values() for rid in rs]
+        self.planned = [rid for rs in run_ids(profile).values() for rid in rs] if planned is None else planned
+        self.before = set() if self.planned else self._finished()
         self.every = every
-        self.bar = tqdm(total=len(self.planned), desc=f"{profile}: runs trained", unit="run", disable=disable,
-                        initial=self.done(), **tqdm_kw)
+        self.bar = tqdm(total=len(self.planned) or None, desc=f"{profile}: runs trained", unit="run",
+                        disable=disable, initial=self.done(), **tqdm_kw)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
+    def _finished(self) -> set[str]:
+        return {p.parent.name for p in self.folder.glob("*/manifest.json")}
+
     def done(self) -> int:
+        if not self.planned:
+            return len(self._finished() - self.before)
         return sum((self.folder / rid / "manifest.json").is_file() for rid in self.planned)
 
     def _poll(self) -> None:

@@ -209,7 +209,13 @@ def glue_markdown(name: str, text: str) -> str:
 
 
 def glue_figure(name: str, fig: plt.Figure, profile: str) -> None:
-    """Save ``fig`` as ``results/<profile>/figures/<name>.png`` and glue it for ``{glue:figure}``."""
+    """Save ``fig`` as ``results/<profile>/figures/<name>.png`` and glue it for ``{glue:figure}``.
+    A log axis a reader cannot read values off (``plots.unreadable_log_axes``) stops the chapter."""
+    from .plots import unreadable_log_axes
+
+    if problems := unreadable_log_axes(fig):
+        plt.close(fig)
+        raise ValueError(f"figure {name}: " + "; ".join(problems) + " (draw it with plots.log_axis)")
     path = RESULTS_ROOT / profile / "figures" / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, bbox_inches="tight")
@@ -217,10 +223,21 @@ def glue_figure(name: str, fig: plt.Figure, profile: str) -> None:
     plt.close(fig)
 
 
+def _unbroken(cell: Any) -> str:
+    """A table cell whose numbers do not wrap: '115 ± 20' over three lines of a narrow column reads
+    as three numbers, so the spaces around ± (and inside 'sd < x') are no-break spaces."""
+    return str(cell).replace(" ± ", "\u00a0±\u00a0").replace("(sd < ", "(sd\u00a0<\u00a0")
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(_unbroken(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def table_block(name: str, caption: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A numbered, captioned MyST table (``{numref}`name``` refers to it), for ``glue_markdown``."""
+    return f"```{{table}} {caption}\n:name: {name}\n\n" + markdown_table(header, rows) + "\n```"
 
 
 def rerun_command(notebook: str, profile: str, params: dict[str, Any]) -> str:
@@ -262,9 +279,9 @@ def provenance(notebook: str, profile: str, params: dict[str, Any], runs: Sequen
         row = [label, ", ".join(md_text(r.manifest["seed"]) for r in rs), md_text(m["epochs"]),
                f"{max(r.manifest['wall_seconds'] for r in rs):.0f} s"]
         if len(shared["device"]) > 1:
-            row.append(" / ".join(sorted({device(r) for r in rs})))
+            row.append(_by_seed(rs, device))
         if len(shared["code commit"]) > 1:
-            row.append(" / ".join(md_code(c, table=True) for c in sorted({str(r.manifest["git_commit"]) for r in rs})))
+            row.append(_by_seed(rs, lambda r: md_code(str(r.manifest["git_commit"]), table=True)))
         rows.append(row)
     same = []
     if len(shared["device"]) == 1:
@@ -286,6 +303,17 @@ def provenance(notebook: str, profile: str, params: dict[str, Any], runs: Sequen
             + "a run whose configuration is unchanged is reused from `results/`, not retrained.\n\n"
             + f"<details><summary>The runs behind this page</summary>\n\n{markdown_table(header, rows)}\n\n"
             + f"Run ids (folders in {md_code(f'results/{profile}/runs/')}): {ids}.\n\n</details>")
+
+
+def _by_seed(runs: Sequence[Run], what: Any) -> str:
+    """``what(run)`` of a configuration's runs: one value, or each value with the seeds it holds for
+    ('`abc` (seeds 0, 1); `def` (seed 2)'), so a reader sees which commit trained which run."""
+    seeds: dict[str, list[str]] = {}
+    for r in runs:
+        seeds.setdefault(what(r), []).append(md_text(r.manifest["seed"]))
+    if len(seeds) == 1:
+        return next(iter(seeds))
+    return "; ".join(f"{v} (seed{'s' if len(s) > 1 else ''} {', '.join(s)})" for v, s in seeds.items())
 
 
 def bundle_notice(bundle: dict[str, Any] | None, profile: str | None = None) -> str:
