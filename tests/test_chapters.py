@@ -184,3 +184,28 @@ def test_the_console_says_what_the_built_book_is(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out.splitlines()
     assert "a mixed book" in out[0] and out[1:] == ["  01_a: profile paper, no overrides",
                                                     "  02_b: profile quick with beta1s = [0.7]"]
+
+
+def test_the_readme_is_a_front_door():
+    """Issue 43: 744 lines, most of it benchmark history; now the two commands first, the sections a
+    newcomer looks for, at most ~200 lines, and every docs/ file it points to present."""
+    text = (REPO / "README.md").read_text()
+    lines = text.splitlines()
+    assert len(lines) <= 200, len(lines)
+    block = re.search(r"```bash\n(.*?)```", text, re.S).group(1).splitlines()
+    assert [line.split()[:2] for line in block] == [["make", "book"], ["make", "test"]]
+    heads = [line[3:] for line in lines if line.startswith("## ")]
+    for wanted in ("Results at a glance", "Rerun a chapter", "I changed the code", "Test one chapter",
+                   "Troubleshooting", "Where the rest lives"):
+        assert wanted in heads, (wanted, heads)
+    from papermill.cli import _resolve_type  # how papermill's command line types a -p value
+
+    runs = [shlex.split(line) for line in text.splitlines() if "papermill notebooks/" in line]
+    assert runs, "no papermill recipe"
+    for cmd in runs:  # the recipe's chapter and values pass the chapter's own check, as papermill types them
+        stem = Path(next(a for a in cmd if a.startswith("notebooks/"))).stem
+        name = next(c.name for c in CHAPTERS.values() if c.stem == stem)
+        params = {cmd[i + 1]: _resolve_type(cmd[i + 2]) for i, a in enumerate(cmd) if a == "-p"}
+        chapters.validate(name, params.pop("profile"), params)
+    for target in re.findall(r"\]\((docs/[\w.-]+)\)", text):
+        assert (REPO / target).is_file(), target

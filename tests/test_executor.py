@@ -180,3 +180,27 @@ def test_the_runs_bar_counts_the_planned_runs_as_they_finish(tmp_path):
             time.sleep(0.02)
         assert bar.bar.n == 3
     assert f"3/{len(planned)}" in out.getvalue()
+
+
+def test_one_chapters_bar_counts_its_own_runs_or_with_overrides_the_runs_that_finish(tmp_path):
+    """Issue 43: `make run` printed nothing while it trained. One chapter's render gets the bar over
+    the runs it reads; with overrides (runs not known in advance), the runs finishing while it is open."""
+    import io
+
+    from mnistgen.chapters import CHAPTERS
+    from mnistgen.progress import RunsBar
+
+    mine = CHAPTERS["vae"].planned_runs("smoke")
+    assert mine and all(rid.startswith(("vae-", "iwae-")) for rid in mine)
+    runs = tmp_path / "smoke" / "runs"
+    (runs / "gan-seed0-old").mkdir(parents=True)
+    (runs / "gan-seed0-old" / "manifest.json").write_text("{}")  # finished before: not counted
+    out = io.StringIO()
+    with RunsBar("smoke", results_root=tmp_path, every=0.02, disable=False, file=out, planned=[]) as bar:
+        assert bar.bar.total is None and bar.bar.n == 0
+        (runs / "gan-seed7-new").mkdir()
+        (runs / "gan-seed7-new" / "manifest.json").write_text("{}")
+        deadline = time.monotonic() + 30
+        while bar.bar.n < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert bar.bar.n == 1
