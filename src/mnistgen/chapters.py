@@ -107,7 +107,8 @@ def _nearest(name: str, names: Any) -> str:
 
 
 def describe(ch: Chapter, profile: str) -> str:
-    """One line per parameter of the chapter: its type, its value under ``profile`` and its meaning."""
+    """One line per parameter of the chapter: its default (the notebook's, else the profile's), its range
+    and its meaning."""
     defaults = notebook_defaults(ch)
     lines = [f"  profile: one of {profile_names()} (now {profile!r})"]
     for name, (section, field) in ch.fields.items():
