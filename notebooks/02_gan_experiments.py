@@ -350,35 +350,21 @@ report.glue_text("gan_drift", f"Over the last third of the pick's training (epoc
                  f"over seeds).")
 
 # The pick's setting trained longer: a follow-up group of the profile (pending until it is shipped).
-follow = make_config("followup", profile)
-long_name = f"gan beta1={follow.long_beta1} batch_size={follow.long_batch_size} epochs={follow.long_epochs}"
-same = next((r for r in sweep if (r["beta1"], r["batch_size"]) == (follow.long_beta1, follow.long_batch_size)), None)
-long_runs = edition.group_runs(profile, long_name, device) if same is not None else None
-report.glue_text("gan_long_setup", f"β1 = {follow.long_beta1}, batch {follow.long_batch_size}, {follow.long_epochs} "
-                 f"epochs with seeds {', '.join(map(str, ev.seeds))}" + (" (the setting the rule picked)" if same is chosen
-                                                                          else " (not the setting the rule picked here)"))
-if long_runs is None:
-    long_text = edition.pending_text(profile, long_name) if same is not None else "This rerun's sweep does not hold that setting."
-    report.glue_markdown("gan_long", long_text)
-    long_find = report.glue_text("gan_long_find", f"Whether {setting(same) if same else 'the pick'} also gets worse with "
-                                 f"more updates ({follow.long_epochs} epochs) is a follow-up group of runs not in this "
-                                 "edition yet.")
+long = findings.long_run(profile, sweep, setting(chosen), ev.seeds, device)
+report.glue_text("gan_long_setup", long.setup)
+long_find = report.glue_text("gan_long_find", long.text)
+if long.setting is None:
+    report.glue_markdown("gan_long", edition.pending_text(profile, long.group) if long.pending else long.text)
 else:
-    sweep_settings = {s.name: s for s in findings.sweep_settings(sweep)}
-    ref = max((s for s in sweep_settings.values() if s.beta1 == follow.long_beta1), key=lambda s: s.updates)
-    long_setting = findings.Setting(f"{setting(same)}, {follow.long_epochs} epochs", follow.long_beta1,
-                                    follow.long_batch_size, [r.history for r in long_runs], sweep_settings[setting(same)].updates_per_epoch)
-    long_text = findings.long_sentence(long_setting, sweep_settings[setting(same)], ref)
-    long_find = report.glue_text("gan_long_find", long_text)
-    curves = {long_setting.name: long_setting.histories,
-              **{f"{n}, {sweep[0]['epochs']} epochs": s.histories for n, s in sweep_settings.items() if s.beta1 == follow.long_beta1}}
-    per = {long_setting.name: long_setting.updates_per_epoch,
-           **{f"{n}, {sweep[0]['epochs']} epochs": s.updates_per_epoch for n, s in sweep_settings.items() if s.beta1 == follow.long_beta1}}
+    label = f", {sweep[0]['epochs']} epochs"
+    curves = {long.setting.name: long.setting.histories, **{n + label: s.histories for n, s in long.beside.items()}}
+    per = {long.setting.name: long.setting.updates_per_epoch,
+           **{n + label: s.updates_per_epoch for n, s in long.beside.items()}}
     report.glue_figure("gan_long_fig", plots.quality_curves(curves, updates_per_epoch=per), profile)
-    report.glue_markdown("gan_long", long_text + " {numref}`fig-gan-long` shows the curves."
+    report.glue_markdown("gan_long", long.text + " {numref}`fig-gan-long` shows the curves."
                          "\n\n```{glue:figure} gan_long_fig\n:name: fig-gan-long\n\n"
-                         f"Sample quality against generator updates: {long_setting.name} (every seed thin, the mean thick) beside "
-                         f"the sweep's settings of β1 = {follow.long_beta1}.\n```")
+                         f"Sample quality against generator updates: {long.setting.name} (every seed thin, the mean thick) "
+                         f"beside the sweep's settings of β1 = {long.setting.beta1}.\n```")
 
 # What the chapter showed, computed from the sweep (findings.sweep_findings says how).
 summary = [f"The paper's GAN, trained for {cfg.epochs} epochs, draws the digits of {{numref}}`fig-gan-samples`. Of the "

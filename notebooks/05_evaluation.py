@@ -424,6 +424,8 @@ found = findings.sweep_findings(sweep, report.setting_name(choice))
 found_text["sweep"] = report.glue_text("find_sweep", f"Of the settings the paper leaves open (Adam's β1 and the batch size; validation FID), "
                  f"{found['pick']} {found['factors_short']}")
 found_text["trend"] = report.glue_text("find_trend", found["trend"])
+found_text["long"] = report.glue_text("find_long", findings.long_run(profile, sweep, report.setting_name(choice),
+                                                                      ev.seeds, device).text)
 acgan_vs = report.verdict(fids[names[0]]["acgan"], fids[names[0]]["gan"], lower_is_better=True)
 found_text["gan"] = report.glue_text("find_gan", f"The GAN's FID in the {names[0]} yardstick's features is {report.cell(summary['gan'], 'fid')} "
                  f"(real training images: {report.cell(real[names[0]], 'fid')}); its Parzen estimate "

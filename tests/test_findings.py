@@ -125,3 +125,21 @@ def test_the_sweep_findings_are_computed_from_the_histories():
     assert calm["collapse"].startswith("In no setting did one digit")
     assert calm["trend"].startswith("Over the last third of its checks (epochs 20–40) the pick (β1 = 0.9, batch 128) "
                                     "has no measurable trend")
+
+
+def test_the_longer_run_is_compared_at_equal_updates_and_as_a_second_sample_at_the_sweeps_length():
+    """The pick trained twice as long on the U-shaped curve: past its best it is above batch 64 at
+    the same updates only if it is worse there; at the sweep's length its new seeds are a second
+    sample of the same setting, and the sentence says whether the two samples agree."""
+    s128, s64 = setting(0.9, 128), setting(0.9, 64)
+    long = findings.Setting(s128.name, 0.9, 128, [history(40, 100, 500 + s) for s in range(5)], 100)
+    text = findings.long_sentence(long, s128, s64)
+    assert text.startswith("Trained for 40 epochs (4,000 updates), β1 = 0.9, batch 128 scores")
+    assert "not measurably different from β1 = 0.9, batch 64 at as many updates" in text  # one curve of updates
+    assert "is still getting worse" in text
+    assert "not the sweep's continued; at the sweep's length (epoch 20) they score" in text
+    assert text.rstrip(".").split("they score ")[1].split(",")[1].startswith(" not measurably different from the sweep's")
+    # new runs that drifted: 40 FID above the sweep's at its length
+    drifted = findings.Setting(s128.name, 0.9, 128, [history(40, 100, 500 + s, curve=lambda u: fid_at(u) + 40)
+                                                     for s in range(5)], 100)
+    assert "above the sweep's" in findings.long_sentence(drifted, s128, s64)

@@ -351,12 +351,65 @@ def long_sentence(long: Setting, same: Setting, reference: Setting) -> str:
     text = (f"Trained for {long.epochs} epochs ({long.updates:,} updates), {same.name} scores {values_text(at, 1)} at "
             f"{n:,} updates (epoch {epoch}), {word} {reference.name} at as many updates "
             f"({values_text(ref, 1)}, epoch {ref_epoch}; {p_text(at, ref)}). Its lowest check is {values_text(lows, 1)} "
-            f"after {_span(where)} updates, and at the end it is at {values_text(finals(long), 1)}.")
+            f"after {_span(where)} updates" + ("." if epoch == long.epochs else
+                                               f", and at the end it is at {values_text(finals(long), 1)}."))
     try:
         text += " " + trend_sentence(f"the longer run", trend(long.histories))
     except ValueError:
         pass
+    # The longer runs are a group of their own with the sweep's seeds, not the sweep's runs
+    # continued: their trajectories part from the first epoch (measured: epoch-1 losses differ in
+    # the third digit), so at the sweep's length they are a second sample of the same setting.
+    again_epoch, again = at_updates(long, same.updates)
+    r = compare(long.name, again, same.name, finals(same))
+    same_word = {"better": "below", "worse": "above", "indistinguishable": "not measurably different from"}[r.verdict]
+    text += (f" These are new runs with the same seeds, not the sweep's continued; at the sweep's length (epoch "
+             f"{again_epoch}) they score {values_text(again, 1)}, {same_word} the sweep's {values_text(finals(same), 1)} "
+             f"({p_text(again, finals(same))}).")
     return text
+
+
+@dataclass(frozen=True)
+class LongRun:
+    """The follow-up group that trains a sweep setting for longer (the profile's ``followup``):
+    what a page says about it, and its setting beside the sweep's settings of its beta1 where the
+    edition holds it (None where it is pending, or where the sweep does not hold that setting)."""
+
+    group: str
+    setup: str  # "β1 = 0.9, batch 128, 600 epochs with seeds 0, 1, 2, 3, 4 (the setting the rule picked)"
+    text: str
+    setting: Setting | None
+    beside: dict[str, Setting]
+    pending: bool = False  # the sweep holds the setting, the edition not yet the group
+
+
+def long_run(profile: str, sweep: Sequence[dict[str, Any]], picked: str, seeds: Sequence[int],
+             device: str | None = None) -> LongRun:
+    """The longer run of the profile's follow-up setting against the sweep (``evaluate.gan_sweep``'s
+    rows): ``long_sentence`` where its group is in the edition, else what is missing."""
+    from .config import make_config
+    from .edition import group_runs, pending_text
+    from .report import setting_name
+
+    follow = make_config("followup", profile)
+    group = f"gan beta1={follow.long_beta1} batch_size={follow.long_batch_size} epochs={follow.long_epochs}"
+    same = next((r for r in sweep if (r["beta1"], r["batch_size"]) == (follow.long_beta1, follow.long_batch_size)), None)
+    setup = (f"β1 = {follow.long_beta1}, batch {follow.long_batch_size}, {follow.long_epochs} epochs with seeds "
+             f"{', '.join(map(str, seeds))}" + (" (the setting the rule picked)" if same is not None and
+                                                setting_name(same) == picked else " (not the setting the rule picked here)"))
+    runs = group_runs(profile, group, device) if same is not None else None
+    if same is None or runs is None:
+        text = (f"Whether {setting_name(same) if same else 'the pick'} also gets worse with more updates "
+                f"({follow.long_epochs} epochs) is a follow-up group of runs not in this edition yet."
+                if same is not None else "This sweep does not hold the follow-up's setting.")
+        return LongRun(group, setup, text, None, {}, pending=same is not None)
+    by = {s.name: s for s in sweep_settings(sweep)}
+    base = by[setting_name(same)]
+    beside = {n: s for n, s in by.items() if s.beta1 == follow.long_beta1}
+    reference = max(beside.values(), key=lambda s: s.updates)  # the setting that made as many updates
+    long = Setting(f"{base.name}, {follow.long_epochs} epochs", follow.long_beta1, follow.long_batch_size,
+                   [r.history for r in runs], base.updates_per_epoch)
+    return LongRun(group, setup, long_sentence(long, base, reference), long, beside)
 
 
 def label_effect(pairs: Sequence[tuple[str, Sequence[float] | None, Sequence[float] | None]]) -> tuple[list[list[str]], str]:

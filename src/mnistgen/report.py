@@ -402,7 +402,8 @@ def results_markdown(m: dict[str, Any]) -> str:
                                   [[md_text(r["objective"]), md_text(r["k"]), md_text(r["epochs"]), len(r["seeds"]),
                                     cell(r, "test_nll"), cell(r, "active_units", 1)] for r in m["vae_iwae"]]))
     if m.get("findings"):  # the evaluation chapter's sentences, each computed from a test on the numbers in it
-        labels = {"build": "This build", "sweep": "The sweep", "trend": "The pick's trend", "gan": "The GAN",
+        labels = {"build": "This build", "sweep": "The sweep", "trend": "The pick's trend",
+                  "long": "The pick trained longer", "gan": "The GAN",
                   "acgan": "The labels", "vae": "The VAE", "rank": "The yardsticks"}
         order = [k for k in labels if k in m["findings"]] + sorted(set(m["findings"]) - set(labels))
         out.append("\n".join(f"- **{labels.get(k, md_text(k))}.** {md_text(m['findings'][k])}" for k in order))
