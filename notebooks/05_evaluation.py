@@ -417,8 +417,12 @@ try:
 except ValueError:  # fewer than three quality checks: no trend
     trend = ""
 short = epochs < paper_epochs
-found_text["build"] = report.glue_text("find_build", f"This build is the {profile} profile: every model trained for {epochs} epochs"
-                 + (f" (the paper: {paper_epochs})" if short else "") + f", with seeds {', '.join(map(str, ev.seeds))}"
+acgan_epochs = runs["acgan"][0].cfg.epochs
+found_text["build"] = report.glue_text("find_build", f"This build is the {profile} profile: the GAN "
+                 + ("and the AC-GAN " if acgan_epochs == epochs else "") + f"trained for {epochs} epochs"
+                 + (f" (the paper: {paper_epochs})" if short else "")
+                 + (f", the AC-GAN for {acgan_epochs}" if acgan_epochs != epochs else "")
+                 + f", the VAE for {runs['vae'][0].cfg.epochs}, each with seeds {', '.join(map(str, ev.seeds))}"
                  + trend + ".")
 found = findings.sweep_findings(sweep, report.setting_name(choice))
 found_text["sweep"] = report.glue_text("find_sweep", f"Of the settings the paper leaves open (Adam's β1 and the batch size; validation FID), "
