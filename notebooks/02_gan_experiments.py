@@ -71,7 +71,7 @@ from IPython.display import Markdown, display
 
 import numpy as np
 import torch
-from mnistgen import evaluate, plots, report
+from mnistgen import evaluate, findings, plots, report
 from mnistgen.config import make_config
 from mnistgen.steps import updates
 from mnistgen.train import fixed_noise
@@ -87,7 +87,9 @@ report.glue_text("gan_n_seeds", str(len(ev.seeds)))
 report.glue_text("gan_seeds", ", ".join(map(str, ev.seeds)))
 report.glue_text("gan_quality_samples", f"{cfg.quality_samples:,}")
 report.glue_text("gan_choice", f"β1 = {choice['beta1']}, batch size {choice['batch_size']}")
-display(Markdown(report.provenance("gan", profile, params, [judge] + [r for row in sweep for r in row["runs"]])))
+long = findings.long_run(profile, sweep, report.setting_name(chosen), ev.seeds, device)  # the pick trained longer
+display(Markdown(report.provenance("gan", profile, params, [judge] + [r for row in sweep for r in row["runs"]]
+                                   + list(long.runs))))
 
 # %% [markdown]
 # The rule picked {glue:text}`gan_choice` (see the last section); the next sections show that
@@ -324,7 +326,7 @@ report.glue_figure("gan_sweep_samples", plots.image_rows(rows, [f"{setting(r)} (
                    profile)
 
 # The sweep at equal updates and by trend (findings.py: each sentence from a test over seeds).
-from mnistgen import edition, findings
+from mnistgen import edition
 
 found = findings.sweep_findings(sweep, setting(chosen))
 report.glue_text("gan_factors", found["factors"])
@@ -350,7 +352,6 @@ report.glue_text("gan_drift", f"Over the last third of the pick's training (epoc
                  f"over seeds).")
 
 # The pick's setting trained longer: a follow-up group of the profile (pending until it is shipped).
-long = findings.long_run(profile, sweep, setting(chosen), ev.seeds, device)
 report.glue_text("gan_long_setup", long.setup)
 long_find = report.glue_text("gan_long_find", long.text)
 if long.setting is None:

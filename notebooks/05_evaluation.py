@@ -215,7 +215,7 @@ reading = [
     f"The paper's own measure, the Parzen window, gives the GAN {report.cell(summary['gan'], 'parzen_ll', 0)} nats, "
     f"where {{cite:t}}`goodfellow2014` report {gf['parzen_ll']} for theirs and the real training images score "
     f"{real_ll:,.0f} under the same protocol here: the estimate rises as samples approach the data, so the "
-    f"{real_ll - gan_ll:,.0f} nats between this GAN and real images, not the gap to the published value, "
+    f"{real_ll - gan_ll:,.1f} nats between this GAN and real images ({real_ll:,.1f} against {gan_ll:,.1f}), not the gap to the published value, "
     "say how far its samples are from the data (the estimate itself ranks models poorly {cite:p}`theis2016`).",
     f"The VAE's test NLL, {report.cell(summary['vae'], 'test_nll')} nats, is a bound of the same kind as "
     f"{{cite:t}}`burda2015`'s {vae_pub:.2f} for their VAE (another architecture, "
@@ -274,8 +274,9 @@ _ = report.glue_text("eval_acc2", report.cell(summary["acgan"]["by_yardstick"][n
 
 
 # %% [markdown]
-# The real test images' Inception Score under the first yardstick, {glue:text}`real_test_is`, is
-# what a model's samples can hope for in these features (10 would need every image classified
+# Real images' Inception Score under the first yardstick ({glue:text}`real_test_is` for the test
+# images, the table's ceiling row for the training images) is what a model's samples can hope for
+# in these features (10 would need every image classified
 # with certainty and every class exactly as frequent). Inception Scores for MNIST published
 # elsewhere come from other classifiers and are not comparable with these.
 #
@@ -410,23 +411,25 @@ try:
     trend = {"falling": "; the GAN's validation FID was still falling over the last third of its checks "
                         f"({gan_trend.first_epoch}–{gan_trend.last_epoch}), so it is not converged",
              "rising": "; the GAN's validation FID was rising over the last third of its checks "
-                       f"({gan_trend.first_epoch}–{gan_trend.last_epoch}): it was past its best",
+                       f"({gan_trend.first_epoch}–{gan_trend.last_epoch})",
              "flat": "; the GAN's validation FID had no measurable trend over the last third of its checks "
                      f"({gan_trend.first_epoch}–{gan_trend.last_epoch})"}[gan_trend.direction]
-    trend += f" (a line fitted per seed rises for {gan_trend.rising} of {len(gan_trend.slopes)} seeds; one-sample t-test)"
+    trend += (f" (a line fitted per seed rises for {gan_trend.rising} of {len(gan_trend.slopes)} seeds; one-sample "
+              f"t-test: p = {gan_trend.p:.2g})" if gan_trend.p is not None else "")
 except ValueError:  # fewer than three quality checks: no trend
     trend = ""
 short = epochs < paper_epochs
 acgan_epochs = runs["acgan"][0].cfg.epochs
-found_text["build"] = report.glue_text("find_build", f"This build is the {profile} profile: the GAN "
+build_text = (f"This build is the {profile} profile: the GAN "
                  + ("and the AC-GAN " if acgan_epochs == epochs else "") + f"trained for {epochs} epochs"
                  + (f" (the paper: {paper_epochs})" if short else "")
                  + (f", the AC-GAN for {acgan_epochs}" if acgan_epochs != epochs else "")
                  + f", the VAE for {runs['vae'][0].cfg.epochs}, each with seeds {', '.join(map(str, ev.seeds))}"
-                 + trend + ".")
+                 + ".")  # the pick's trend is a finding of its own (find_trend)
+
 found = findings.sweep_findings(sweep, report.setting_name(choice))
-found_text["sweep"] = report.glue_text("find_sweep", f"Of the settings the paper leaves open (Adam's β1 and the batch size; validation FID), "
-                 f"{found['pick']} {found['factors_short']}")
+found_text["sweep"] = report.glue_text("find_sweep", f"The paper leaves Adam's β1 and the batch size open; on the validation "
+                 f"FID, {found['pick']} {found['factors_short']}")
 found_text["trend"] = report.glue_text("find_trend", found["trend"])
 found_text["long"] = report.glue_text("find_long", findings.long_run(profile, sweep, report.setting_name(choice),
                                                                       ev.seeds, device).text)
@@ -445,14 +448,17 @@ found_text["acgan"] = report.glue_text("find_acgan", f"The AC-GAN (β1 = {acgan_
                  f"({report.p_text(fids[names[0]]['acgan'], fids[names[0]]['gan'])}); an independent classifier reads the "
                  f"requested digit in {report.cell(summary['acgan'], 'class_accuracy', 3)} of its samples. {like}")
 found_text["vae"] = report.glue_text("find_vae", f"The VAE's importance-sampled test NLL is {report.cell(summary['vae'], 'test_nll')} nats "
-                 f"(k = {summary['vae']['nll_k']:,}, {summary['vae']['nll_images']:,} random test images).")
+                 f"(k = {summary['vae']['nll_k']:,}, " + ("all 10,000 test images)." if summary['vae']['nll_images'] >= 10_000
+                                                            else f"{summary['vae']['nll_images']:,} random test images)."))
 found_text["rank"] = report.glue_text("find_rank", sentence)
 from mnistgen.bundle import EDITIONS_DIR  # noqa: E402 - where shipped editions live
 
 paper_scale = (f"{make_config('gan', 'paper').epochs} GAN epochs, "
                f"{len(make_config('evaluation', 'paper').seeds)} seeds")
 if profile == "paper":
-    where = "This is the paper edition: the paper's schedule, every model with each of its seeds."
+    n_iwae = len(make_config("iwae_table", "paper").seeds)
+    where = (f"This is the paper edition: the paper's schedule, every model with each of the profile's "
+             f"{len(ev.seeds)} seeds (the IWAE rows with {n_iwae}).")
 elif (EDITIONS_DIR / "paper.tar.gz").is_file():
     where = (f"The paper's scale ({paper_scale}) is the paper edition, shipped with the code: "
              "make book PROFILE=paper renders it without training.")
@@ -466,6 +472,8 @@ else:  # trained on CPU a group at a time (hours each), shipped in parts: say ho
              + (f" ({', '.join(shipped)})" if shipped else "") + " (`python -m mnistgen edition status` lists them); "
              "these numbers are the " + profile + " profile's.")
 report.glue_text("find_paper", where)
+# the findings box's first line; outside the paper edition it also says where that edition is
+found_text["build"] = report.glue_text("find_build", build_text + ("" if profile == "paper" else " " + where))
 report.glue_text("find_rank_short", ("the two rank the models the same way" if same_order and not ties else
                                      "the two put the mean FIDs in the same order, though not every step is a "
                                      "measurable difference (" + "; ".join(ties) + ")" if same_order else

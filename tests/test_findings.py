@@ -134,12 +134,23 @@ def test_the_longer_run_is_compared_at_equal_updates_and_as_a_second_sample_at_t
     s128, s64 = setting(0.9, 128), setting(0.9, 64)
     long = findings.Setting(s128.name, 0.9, 128, [history(40, 100, 500 + s) for s in range(5)], 100)
     text = findings.long_sentence(long, s128, s64)
-    assert text.startswith("Trained for 40 epochs (4,000 updates), β1 = 0.9, batch 128 scores")
+    assert text.startswith("Trained for 40 epochs (4,000 updates), β1 = 0.9, batch 128 ends at")
+    assert text.count("4,000") == 1  # the end is not said twice
     assert "not measurably different from β1 = 0.9, batch 64 at as many updates" in text  # one curve of updates
     assert "is still getting worse" in text
-    assert "not the sweep's continued; at the sweep's length (epoch 20) they score" in text
+    assert "not the sweep's runs continued; at the sweep's length (epoch 20) they score" in text  # no losses recorded
     assert text.rstrip(".").split("they score ")[1].split(",")[1].startswith(" not measurably different from the sweep's")
     # new runs that drifted: 40 FID above the sweep's at its length
     drifted = findings.Setting(s128.name, 0.9, 128, [history(40, 100, 500 + s, curve=lambda u: fid_at(u) + 40)
                                                      for s in range(5)], 100)
     assert "above the sweep's" in findings.long_sentence(drifted, s128, s64)
+
+
+def test_the_longer_run_says_where_its_losses_part_from_the_sweeps():
+    hs = [[{"epoch": e, "d_loss": 1.0 / e, "fid": fid_at(100 * e)} for e in range(1, 41)] for _ in range(3)]
+    same = findings.Setting("β1 = 0.9, batch 128", 0.9, 128, [h[:20] for h in hs], 100)
+    moved = [[{**r, "d_loss": r["d_loss"] + (1e-4 if r["epoch"] >= 3 and i == 1 else 0)} for r in h] for i, h in enumerate(hs)]
+    long = findings.Setting(same.name, 0.9, 128, moved, 100)
+    assert "(their losses part from the sweep's runs' at epoch 3)" in findings.long_sentence(long, same, same)
+    assert "(their losses repeat the sweep's runs exactly)" in findings.long_sentence(
+        findings.Setting(same.name, 0.9, 128, hs, 100), same, same)

@@ -134,21 +134,26 @@ def _effect_short(cs: list[Comparison], what: str, other: str) -> str:
     return f"{what} matters at {where} {other}"
 
 
-def factor_summary(settings: Sequence[Setting], key: str = "fid") -> str:
-    """``factor_sentence`` in one short sentence, without the numbers (for a findings box)."""
+def factor_summary(settings: Sequence[Setting], key: str = "fid", lead: str | None = None) -> str:
+    """``factor_sentence`` in short, without the numbers (for a findings box); ``lead`` replaces its
+    opening "at equal generator updates (N)" where the sentence before has just named them."""
     n = common_updates(settings)
     at = {s.name: at_updates(s, n, key)[1] for s in settings}
     end = {s.name: finals(s, key) for s in settings}
     eq_upd, eq_ep = factor_effects(settings, at), factor_effects(settings, end)
-    text = (f"at equal generator updates ({n:,}) {_effect_short(eq_upd['beta1'], 'β1', 'batch sizes')} and "
-            f"{_effect_short(eq_upd['batch'], 'the batch size', 'values of β1')}")
+    text = (f"{lead or f'at equal generator updates ({n:,})'} {_effect_short(eq_upd['beta1'], 'β1', 'batch sizes')} "
+            f"and {_effect_short(eq_upd['batch'], 'the batch size', 'values of β1')}")
     length = [c for c, u in zip(eq_ep["batch"], eq_upd["batch"])
               if c.verdict != "indistinguishable" and u.verdict == "indistinguishable"]
     if length:
-        text += ("; " + " and ".join(f"{c.a} against {c.b}" for c in length) + " differ at equal epochs but not "
+        text += (". " + " and ".join(f"{c.a} against {c.b}" for c in length) + " differ at equal epochs but not "
                  "measurably at equal updates: that difference is one of training length (the smaller batch makes "
                  "more updates an epoch)")
     return text
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def factor_sentence(settings: Sequence[Setting], key: str = "fid") -> str:
@@ -334,38 +339,58 @@ def sweep_findings(sweep: Sequence[dict[str, Any]], picked: str) -> dict[str, st
     except ValueError:  # fewer than three checks (a short profile): no trend to speak of
         rise = f"The pick ({picked}) has too few quality checks for a trend."
     return {"pick": pick_sentence(settings, picked), "factors": factor_sentence(settings) if len(settings) > 1 else "",
-            "factors_short": (factor_summary(settings)[0].upper() + factor_summary(settings)[1:] + ".") if len(settings) > 1 else "",
+            "factors_short": _capital(factor_summary(settings, lead="at those updates" if "At equal updates (" in
+                                                     pick_sentence(settings, picked) else None) + ".")
+            if len(settings) > 1 else "",
             "trend": rise, "early": early, "collapse": collapse}
+
+
+def _parted(a: Sequence[History], b: Sequence[History], key: str = "d_loss") -> int | None:
+    """The first epoch at which any seed's ``key`` differs between two sets of runs of one setting
+    (0 where they never do over the shorter; None where the histories do not record ``key``)."""
+    first = None
+    for ha, hb in zip(a, b):
+        for ra, rb in zip(ha, hb):
+            if key not in ra or key not in rb:
+                return None
+            if ra[key] != rb[key]:
+                first = ra["epoch"] if first is None else min(first, ra["epoch"])
+                break
+    return 0 if first is None else int(first)
 
 
 def long_sentence(long: Setting, same: Setting, reference: Setting) -> str:
     """What training ``same`` (the sweep's setting) for longer shows: ``long`` (its runs with more
     epochs) against ``reference`` (the setting that made as many updates in the sweep) at equal
-    updates, its own trend over its last third, and its lowest check."""
+    updates, its own trend over its last third, its lowest check, and (its runs being new runs of
+    the same seeds) how it compares with ``same`` at the sweep's length."""
     n = min(long.updates, reference.updates)
     epoch, at = at_updates(long, n)
     ref_epoch, ref = at_updates(reference, n)
     c = compare(long.name, at, reference.name, ref)
     lows, where = lowest(long)
     word = {"better": "below", "worse": "above", "indistinguishable": "not measurably different from"}[c.verdict]
-    text = (f"Trained for {long.epochs} epochs ({long.updates:,} updates), {same.name} scores {values_text(at, 1)} at "
-            f"{n:,} updates (epoch {epoch}), {word} {reference.name} at as many updates "
-            f"({values_text(ref, 1)}, epoch {ref_epoch}; {p_text(at, ref)}). Its lowest check is {values_text(lows, 1)} "
-            f"after {_span(where)} updates" + ("." if epoch == long.epochs else
-                                               f", and at the end it is at {values_text(finals(long), 1)}."))
+    where_at = "ends at" if epoch == long.epochs else f"scores at {n:,} updates (epoch {epoch})"
+    text = (f"Trained for {long.epochs} epochs ({long.updates:,} updates), {same.name} {where_at} "
+            f"{values_text(at, 1)}, {word} {reference.name} at as many updates ({values_text(ref, 1)}, epoch "
+            f"{ref_epoch}; {p_text(at, ref)}). Its lowest check is {values_text(lows, 1)} after {_span(where)} updates"
+            + ("." if epoch == long.epochs else f", and at the end it is at {values_text(finals(long), 1)}."))
     try:
-        text += " " + trend_sentence(f"the longer run", trend(long.histories))
+        text += " " + trend_sentence("the longer run", trend(long.histories))
     except ValueError:
         pass
     # The longer runs are a group of their own with the sweep's seeds, not the sweep's runs
-    # continued: their trajectories part from the first epoch (measured: epoch-1 losses differ in
-    # the third digit), so at the sweep's length they are a second sample of the same setting.
+    # continued: where their losses part from the sweep's, at the sweep's length they are a second
+    # sample of the same setting.
     again_epoch, again = at_updates(long, same.updates)
     r = compare(long.name, again, same.name, finals(same))
     same_word = {"better": "below", "worse": "above", "indistinguishable": "not measurably different from"}[r.verdict]
-    text += (f" These are new runs with the same seeds, not the sweep's continued; at the sweep's length (epoch "
-             f"{again_epoch}) they score {values_text(again, 1)}, {same_word} the sweep's {values_text(finals(same), 1)} "
-             f"({p_text(again, finals(same))}).")
+    parted = _parted(long.histories, same.histories)
+    how = ("" if parted is None else " (their losses repeat the sweep's runs exactly)" if parted == 0 else
+           f" (their losses part from the sweep's runs' at epoch {parted})")
+    text += (f" These are new runs with the same seeds, trained as a group of their own, not the sweep's runs "
+             f"continued{how}; at the sweep's length (epoch {again_epoch}) they score {values_text(again, 1)}, "
+             f"{same_word} the sweep's {values_text(finals(same), 1)} ({p_text(again, finals(same))}).")
     return text
 
 
@@ -381,6 +406,7 @@ class LongRun:
     setting: Setting | None
     beside: dict[str, Setting]
     pending: bool = False  # the sweep holds the setting, the edition not yet the group
+    runs: tuple[Any, ...] = ()  # its runs (for the page's provenance), where the edition holds them
 
 
 def long_run(profile: str, sweep: Sequence[dict[str, Any]], picked: str, seeds: Sequence[int],
@@ -409,7 +435,7 @@ def long_run(profile: str, sweep: Sequence[dict[str, Any]], picked: str, seeds: 
     reference = max(beside.values(), key=lambda s: s.updates)  # the setting that made as many updates
     long = Setting(f"{base.name}, {follow.long_epochs} epochs", follow.long_beta1, follow.long_batch_size,
                    [r.history for r in runs], base.updates_per_epoch)
-    return LongRun(group, setup, long_sentence(long, base, reference), long, beside)
+    return LongRun(group, setup, long_sentence(long, base, reference), long, beside, runs=tuple(runs))
 
 
 def label_effect(pairs: Sequence[tuple[str, Sequence[float] | None, Sequence[float] | None]]) -> tuple[list[list[str]], str]:

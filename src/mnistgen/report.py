@@ -225,8 +225,10 @@ def glue_figure(name: str, fig: plt.Figure, profile: str) -> None:
 
 def _unbroken(cell: Any) -> str:
     """A table cell whose numbers do not wrap: '115 ± 20' over three lines of a narrow column reads
-    as three numbers, so the spaces around ± (and inside 'sd < x') are no-break spaces."""
-    return str(cell).replace(" ± ", "\u00a0±\u00a0").replace("(sd < ", "(sd\u00a0<\u00a0")
+    as three numbers, so the spaces around ± (and inside 'sd < x') are no-break spaces. An empty
+    cell (a value the row does not have) shows a dash."""
+    text = str(cell).replace(" ± ", "\u00a0±\u00a0").replace("(sd < ", "(sd\u00a0<\u00a0")
+    return text if text.strip() else "—"  # an empty cell reads as a value left out, not a missing one
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -291,15 +293,20 @@ def provenance(notebook: str, profile: str, params: dict[str, Any], runs: Sequen
     trained = (f" Every run's manifest states it was trained {' '.join(same)}." if same and runs else "")
     if differ and runs:
         trained += f" The table gives the {' and '.join(differ)} each run's manifest states."
-    overrides = {k: v for k, v in params.items() if v is not None}
+    from .chapters import CHAPTERS, notebook_defaults
+
+    # what differs from the chapter's own defaults (the objective chapter's epochs = 2 is its default)
+    defaults = notebook_defaults(CHAPTERS[notebook]) if notebook in CHAPTERS else {}
+    overrides = {k: v for k, v in params.items() if v is not None and v != defaults.get(k)}
     # results/<profile>/runs/<id>: the bundle installed for the profile these runs belong to
     bundle = installed_bundle(profile, runs[0].path.parents[2]) if runs and len(runs[0].path.parents) > 2 else None
     ids = ", ".join(md_code(r.path.name) for r in runs)
     return (bundle_notice(bundle, profile) + f"**How this page was produced.** Profile {md_code(profile)}"
-            + (f", overrides {md_code(overrides)}" if overrides else ", no overrides")
+            + (", overrides " + ", ".join(md_code(f"{k} = {json.dumps(v)}") for k, v in overrides.items())
+               if overrides else ", no overrides")
             + f"; rendered at commit {md_code(git_commit())}.{trained} "
             + f"{len(runs)} runs in {len(groups)} configurations. "
-            + f"Rerun this chapter: {md_code(rerun_command(notebook, profile, params))}; "
+            + f"Rerun this chapter: {md_code(rerun_command(notebook, profile, overrides))}; "
             + "a run whose configuration is unchanged is reused from `results/`, not retrained.\n\n"
             + f"<details><summary>The runs behind this page</summary>\n\n{markdown_table(header, rows)}\n\n"
             + f"Run ids (folders in {md_code(f'results/{profile}/runs/')}): {ids}.\n\n</details>")
@@ -385,7 +392,8 @@ def results_markdown(m: dict[str, Any]) -> str:
                      f"{by('acgan', 'class_accuracy', 3)}; {cell(m['acgan'], 'fid')} / {cell(m['acgan'], 'inception_score')}"])
     if "vae" in m:
         v = m["vae"]
-        rows.append([f"VAE: test NLL (k = {v['nll_k']:,}, {v['nll_images']:,} random test images) / test ELBO",
+        images = "all 10,000 test images" if v["nll_images"] >= 10_000 else f"{v['nll_images']:,} random test images"
+        rows.append([f"VAE: test NLL (k = {v['nll_k']:,}, {images}) / test ELBO",
                      f"{cell(v, 'test_nll')} / {cell(v, 'test_elbo')}"])
     real = m["real"]
     rows.append([f"real training images: FID {ys} / IS / Parzen",
