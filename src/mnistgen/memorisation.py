@@ -114,7 +114,7 @@ def sentence(m: Memorisation, model: str, n: int) -> str:
             f"features, {values_text(m.feature, 2)} against {m.test_feature:.2f}: "
             f"{word(m.feature, m.test_feature, m.p_feature)} new real digits ({p_txt(m.p_feature)}). "
             f"{values_text([100 * s for s in m.near_share], 1)} % of the samples are nearer to a training image than "
-            f"the nearest 1 % of test images are; a generator that copied would put far more than 1 % there"
+            f"the nearest 1 % of test images are; a generator that copied would put far more than 1 % there. "
             + tail_verdict(m.near_share, word(m.pixel, m.test_pixel, m.p_pixel).startswith("closer")
                            or word(m.feature, m.test_feature, m.p_feature).startswith("closer")))
 
@@ -128,8 +128,8 @@ def tail_verdict(near_share: list[float], closer_on_average: bool) -> str:
     p = (float(stats.ttest_1samp(shares, 0.01, alternative="greater").pvalue)
          if len(shares) > 1 and shares.std(ddof=1) > 0 else None)
     above = p is not None and p < ALPHA and shares.mean() > 0.01
-    lead = (": nearer on average is not a copy (a copy lies at distance zero from its original), and the tail, "
-            if closer_on_average else ", and ")
+    lead = ("Nearer on average is not a copy (a copy lies at distance zero from its original); the tail is the "
+            "test of copying, and it " if closer_on_average else "That tail ")
     return lead + ("holds more samples than new real digits put there (one-sided t-test against 1 %: "
                    f"{'p < 0.001' if p is not None and p < 0.001 else f'p = {p:.2g}'}): the closest pairs below are "
                    "the ones to look at." if above else "holds no more samples than new real digits put there: no sign "
