@@ -306,7 +306,13 @@ else:
         verdicts.append(f"with k = {k} the saturating loss's samples are {word} the non-saturating one's by FID "
                         f"({cellf(last[k, True]['fid'], 1)} against {cellf(last[k, False]['fid'], 1)}, "
                         f"{report.p_text(c.a_values, c.b_values)})")
-    long_find = f"Trained for {follow.objective_epochs} epochs, " + "; ".join(verdicts) + "."
+    lc = long_runs[1, False][0].cfg  # the four groups share every setting but the loss and k
+    collapsed = [f"{name(key)}, {cellf(last[key]['top_class_share'], 2)}"
+                 for key in order if np.mean(last[key]["top_class_share"]) > findings.COLLAPSE_SHARE]
+    long_find = (f"Trained for {follow.objective_epochs} epochs (β1 = {lc.beta1}, batch {lc.batch_size}, as the runs above), "
+                 + "; ".join(verdicts) + "."
+                 + (f" One digit makes up more than {findings.COLLAPSE_SHARE:g} of the samples (the collapse threshold "
+                    "used here; balanced digits: 0.1) in " + "; ".join(collapsed) + "." if collapsed else ""))
     report.glue_figure("obj_long_fig", plots.quality_curves({name(key): [r.history for r in long_runs[key]] for key in order}),
                        profile)
     report.glue_markdown("obj_long", f"{long_find} {{numref}}`tab-obj-long` lists the last checks and "
