@@ -151,7 +151,8 @@ def test_an_imported_bundle_renders_the_same_metrics_and_trains_nothing(smoke_bu
 
     m = json.loads((laptop / "smoke" / "metrics.json").read_text())
     table = results_markdown(m)  # the README's results, printed by `mnistgen summary`
-    assert f"| {mean_sd_text(m['vae']['test_nll'], m['vae']['test_nll_sd'])} / " in table
+    # (table cells keep "mean ± sd" on one line with no-break spaces: report.markdown_table)
+    assert f"| {mean_sd_text(m['vae']['test_nll'], m['vae']['test_nll_sd'])} / " in table.replace("\u00a0", " ")
     assert table.count("\n| iwae |") + table.count("\n| vae |") == len(m["vae_iwae"])
     assert not (laptop / "smoke" / "trained.jsonl").exists()
     nb = (tmp_path / "laptop" / "05_evaluation.ipynb").read_text()
