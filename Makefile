@@ -13,15 +13,26 @@ STAMP := $(VENV)/.installed-stamp
 MATHJAX := book/_static/mathjax/tex-svg.js
 MATHJAX_TGZ_SHA256 := 1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c09
 
-.PHONY: book pdf test test-matrix test-row venv data notebooks html run golden bench clean chromium
+.PHONY: book pdf test test-matrix test-row venv lock data notebooks html run golden bench clean chromium
 .DEFAULT_GOAL := book
 
+# Every package, transitive ones included, from the hashed lock (requirements.lock): a download whose
+# SHA-256 is not the lock's is refused, so `make` installs the same stack next year. The package
+# itself goes in without dependencies or an isolated build (setuptools is in the lock too).
 venv: $(STAMP)
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[book,test]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+# Regenerate requirements.lock from pyproject.toml's pins (after changing one): every platform's
+# markers, hashes of every file of each pinned release. tests/test_environment.py checks they agree.
+UV_VERSION := 0.13.9
+lock:
+	$(PY) -m pip install --quiet uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip compile pyproject.toml --extra book --extra test --generate-hashes --universal \
+	  --python-version 3.11.5 --quiet --custom-compile-command 'make lock' -o requirements.lock
 
 data: $(STAMP)
 	$(PY) -m mnistgen data
@@ -35,9 +46,11 @@ $(MATHJAX):
 	  && mv $$tmp/package/es5/tex-svg.js $@ && rm -rf $$tmp
 
 # A profile with a committed results bundle (editions/<profile>.tar.gz) renders from it: verified,
-# installed once, nothing trained (see src/mnistgen/bundle.py).
+# installed once, nothing trained (see src/mnistgen/bundle.py). Where this checkout's code differs
+# from the code that made it, it is installed anyway and every page says so (one console line says
+# how to retrain); once the code matches again the next `make book` installs it without the notice.
 notebooks: data
-	@if [ -f editions/$(PROFILE).tar.gz ]; then $(PY) -m mnistgen bundle import editions/$(PROFILE).tar.gz; fi
+	@if [ -f editions/$(PROFILE).tar.gz ]; then $(PY) -m mnistgen bundle import editions/$(PROFILE).tar.gz --other-code; fi
 	$(PY) -m mnistgen render all --profile $(PROFILE) --jobs $(JOBS)
 
 html: $(STAMP) $(MATHJAX)

@@ -119,7 +119,8 @@ def test_every_chapter_renders_from_an_imported_bundle_and_trains_nothing(smoke_
                         str(tmp_path / "book")], env=_env(laptop), capture_output=True, text=True, timeout=900, cwd=REPO)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     assert sorted(p.name for p in (tmp_path / "book").glob("*.ipynb")) == sorted(
-        f"{stem}.ipynb" for stem in ("01_gan_objective", "02_gan_experiments", "03_vae", "04_acgan", "05_evaluation"))
+        f"{stem}.ipynb" for stem in ("01_gan_objective", "02_gan_experiments", "03_vae", "04_acgan", "05_evaluation",
+                                     "06_edition"))
     after = _files(runs_dir)
     assert {f for f in after - before if f.endswith((".pt", "manifest.json"))} == set(), "a run was trained"
     assert {p.name for p in (laptop / "smoke" / "widgets").glob("*.js")} == {"gan.js", "acgan.js", "vae.js"}
@@ -440,3 +441,45 @@ def test_an_edition_with_follow_up_groups_pending_assembles_installs_and_renders
     runs_without = {n: v for n, v in meta["runs"].items() if n != "vae"}
     assert edition.held_groups("smoke", runs_without) is None
     assert edition.held_groups("smoke", meta["runs"]) == pending
+
+
+def test_the_installed_editions_other_code_notice_follows_the_tree(smoke_bundle, tmp_path, monkeypatch):
+    """The code changes after an edition is installed, as a user's edit would (in a copy of the
+    package the code version is read from): a comment keeps it this code's edition; a statement makes
+    `bundle import --other-code` (what `make book` runs) install it again with a notice on every page
+    naming the file; the edit reverted, the next import installs it without the notice."""
+    import shutil
+
+    from mnistgen import codeversion, pages, report
+
+    sys.path.insert(0, str(REPO / "book" / "_ext"))
+    from offline_book import other_code_notice
+
+    copy = tmp_path / "pkg"
+    shutil.copytree(codeversion.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(codeversion, "PACKAGE_DIR", copy)
+    dest = tmp_path / "results"
+    book = {"01_gan_objective": pages.Page("01_gan_objective", "smoke")}
+    installed = bundle.import_bundle(smoke_bundle, dest, other_code=True, log=lambda _: None)
+    assert not installed["other_code"] and other_code_notice(book, dest) == ""
+    steps = copy / "steps.py"
+    original = steps.read_text()
+
+    steps.write_text(original + "\n# a reader's note: this comment changes no number\n")
+    lines: list[str] = []
+    installed = bundle.import_bundle(smoke_bundle, dest, other_code=True, log=lines.append)
+    assert lines == [f"bundle: {smoke_bundle} is installed in {dest / 'smoke'} already"]
+
+    steps.write_text(original + "\nUNUSED_BY_TRAINING = 1\n")
+    lines.clear()
+    installed = bundle.import_bundle(smoke_bundle, dest, other_code=True, log=lines.append)
+    assert installed["other_code"] and installed["changes"] == ["src/mnistgen/steps.py: changed"]
+    assert any("make book PROFILE=quick" in line and "steps.py: changed" in line for line in lines)
+    notice = other_code_notice(book, dest)
+    assert "Numbers from other code" in notice and "src/mnistgen/steps.py: changed" in notice
+    assert "steps.py" in report.bundle_notice(runs.installed_bundle("smoke", dest))
+
+    steps.write_text(original)
+    installed = bundle.import_bundle(smoke_bundle, dest, log=lambda _: None)  # this code's again: no flag needed
+    assert not installed["other_code"] and installed["changes"] == [] and installed["aliases"] == {}
+    assert other_code_notice(book, dest) == "" and "other code" not in report.bundle_notice(installed)

@@ -11,6 +11,10 @@
 3. A mixed book (``mnistgen.pages``: chapters rendered with different profiles or parameters, as
    after ``make run``) says so at the top of every chapter and of the introduction, naming what
    each page is and how to render the whole book as one edition again.
+4. A book rendered from a results bundle that other code made (``make book`` after an edit to a
+   module the training-code version hashes: ``mnistgen.bundle``) says so at the top of every page,
+   naming the files that differ and how to retrain; once the code matches again, the next
+   ``make book`` installs the bundle without that record and the notice is gone.
 """
 
 from __future__ import annotations
@@ -89,12 +93,40 @@ def mixed_notice(pagename: str, book: dict) -> str:
             "already trained are reused, not retrained).</p></div>")
 
 
+def other_code_notice(book: dict, results_root: Path | None = None) -> str:
+    """The HTML of the other-code notice ("" where the book's edition is this code's or no bundle
+    is installed); ``book``: the rendered chapters' pages, whose majority profile is the book's."""
+    from mnistgen import pages
+    from mnistgen.codeversion import code_version
+    from mnistgen.runs import RESULTS_ROOT, installed_bundle
+
+    edition = pages.majority(book)
+    if edition is None:
+        return ""
+    try:
+        bundle = installed_bundle(edition[0], results_root or RESULTS_ROOT)
+    except (OSError, ValueError):
+        return ""
+    if not isinstance(bundle, dict) or not bundle.get("other_code"):
+        return ""
+    prov = bundle.get("provenance") or {}
+    changes = "".join(f"<li>{html.escape(str(c))}</li>" for c in bundle.get("changes") or [])
+    return ('<div class="admonition warning other-code"><p class="admonition-title">Numbers from other code</p>'
+            f"<p>This book renders the shipped edition <code>{html.escape(Path(str(bundle.get('source'))).name)}"
+            f"</code>, made by training code <code>{html.escape(str(prov.get('code_version')))}</code>; this "
+            f"checkout's is <code>{html.escape(code_version())}</code>. Where they differ:</p><ul>{changes}</ul>"
+            "<p>Every number and figure is what the edition's code computed, not this checkout's. To see what this "
+            f"code makes, retrain (<code>mnistgen train all --profile {html.escape(edition[0])}</code>) or build "
+            "from a short training here (<code>make book PROFILE=quick</code>).</p></div>")
+
+
 def _flag_mixed(app, pagename, templatename, context, doctree):
     if not hasattr(app, "mnistgen_pages"):  # read once per build, not once per page
         from mnistgen import pages
 
         app.mnistgen_pages = pages.book_pages(Path(app.srcdir) / "book" / "generated")
-    notice = mixed_notice(pagename, app.mnistgen_pages)
+        app.mnistgen_other_code = other_code_notice(app.mnistgen_pages)
+    notice = app.mnistgen_other_code + mixed_notice(pagename, app.mnistgen_pages)
     if notice and "body" in context:
         context["body"] = notice + context["body"]
 

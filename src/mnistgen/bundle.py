@@ -36,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import edition, evaluate, schemas
+from . import codeversion, edition, evaluate, machine, schemas
 from .schemas import BundleMeta, PartsOfBundle, Provenance, SchemaError, inside
 from .transfer import (METRIC_CACHES, PART_FILE, SUMS, TransferError, _install_runs, check_runs, file_sha256,
                        unpack_verified)
@@ -55,13 +55,18 @@ BundleError = TransferError
 
 
 def source_hashes() -> dict[str, str]:
-    """SHA-256 of every source file behind a number (training and metrics), by path in the package."""
-    out = {}
-    for name in sorted(set(TRAINING_SOURCES) | set(evaluate.METRIC_SOURCES)):
-        p = PACKAGE_DIR / name
-        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
-            out[f.relative_to(PACKAGE_DIR).as_posix()] = hashlib.sha256(f.read_bytes()).hexdigest()
-    return out
+    """SHA-256 of the normalised source (``codeversion.normalised_source``: comments and docstrings
+    cut) of every file behind a number (training and metrics), by path in the package."""
+    files = codeversion.source_files(tuple(sorted(set(TRAINING_SOURCES) | set(evaluate.METRIC_SOURCES))))
+    return {f.relative_to(codeversion.PACKAGE_DIR).as_posix(): codeversion.file_digest(f) for f in files}
+
+
+def _raw_hashes() -> dict[str, str]:
+    """SHA-256 of the bytes of the same files: what bundles exported before the normalised hashes
+    recorded, so that their files compare too."""
+    files = codeversion.source_files(tuple(sorted(set(TRAINING_SOURCES) | set(evaluate.METRIC_SOURCES))))
+    return {f.relative_to(codeversion.PACKAGE_DIR).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in files}
 
 
 def shipped_weights(profile: str) -> dict[str, tuple[tuple[str, ...], bool]]:
@@ -256,6 +261,7 @@ def provenance(profile: str, manifests: list[dict[str, Any]], root: Path) -> dic
         "first_run_finished": min(m["finished"] for m in manifests),
         "last_run_finished": max(m["finished"] for m in manifests),
         "training_seconds_sum": round(sum(m["wall_seconds"] for m in manifests), 1),
+        "machine": machine.merge([machine.from_manifest(m) for m in manifests]),
         "train_all": json.loads(train_log.read_text()) if train_log.is_file() else None,
     }
 
@@ -282,10 +288,14 @@ def _read_verified(path: Path, into: Path) -> BundleMeta:
 
 
 def code_changes(profile: str, provenance: Provenance) -> list[str]:
-    """How the checkout differs from the code and settings that made an archive: one line each."""
-    theirs, ours = provenance.sources, source_hashes()
+    """How the checkout differs from the code and settings that made an archive: one line each.
+
+    A file is the same where the archive's hash is that of its code (normalised) or, for archives
+    exported before, of its bytes: a file that differs from it only in comments is not named."""
+    theirs, ours, raw = provenance.sources, source_hashes(), _raw_hashes()
     lines = [f"src/mnistgen/{f}: {'changed' if f in theirs and f in ours else 'only in the bundle' if f in theirs else 'new here'}"
-             for f in sorted(set(theirs) | set(ours)) if theirs.get(f) != ours.get(f)]
+             for f in sorted(set(theirs) | set(ours)) if theirs.get(f) not in (ours.get(f), raw.get(f), None)
+             or (f in ours) != (f in theirs)]
     if provenance.profile_settings != (PROFILES_DIR / f"{profile}.yml").read_text():
         lines.append(f"profiles/{profile}.yml: changed")
     return lines
@@ -299,13 +309,19 @@ def _same_code(profile: str, runs: dict[str, list[str]], code: str, metric_code:
             and metric_code == code_version(evaluate.METRIC_SOURCES))
 
 
+def checkout_code() -> list[str]:
+    """This checkout's training and metric code versions: what an installed bundle was checked against."""
+    return [code_version(), code_version(evaluate.METRIC_SOURCES)]
+
+
 def _installed_same(installed: dict[str, Any], digest: str, path: Path) -> bool:
-    """Whether an installed bundle.json (this machine's own record) is this archive, for this code."""
+    """Whether an installed bundle.json (this machine's own record) is this archive, installed for
+    the code this checkout has now: after the code changes (or changes back) it is installed again,
+    so whether its pages say "other code" follows the tree."""
     try:
-        p = Provenance.model_validate(installed["provenance"])
-        same = installed["other_code"] or _same_code(installed["profile"], installed["runs"], p.code_version,
-                                                     p.metric_code_version)
-        return installed.get("archive_sha256") == digest and bool(same) and _parts_unchanged(path, installed)
+        Provenance.model_validate(installed["provenance"])
+        return (installed.get("archive_sha256") == digest and installed.get("checkout_code") == checkout_code()
+                and _parts_unchanged(path, installed))
     except (KeyError, TypeError, ValueError, SchemaError):
         return False
 
@@ -365,10 +381,13 @@ def import_bundle(path: Path, results_root: Path = RESULTS_ROOT, other_code: boo
         kept = _install_runs(staged / "runs", dest / "runs", Path(tmp), log=log)
         installed = {**meta.model_dump(mode="json", exclude_none=True), "source": str(path.resolve()),
                      "archive_sha256": digest, "installed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                     "other_code": not same, "changes": changes,
+                     "other_code": not same, "changes": changes, "checkout_code": checkout_code(),
                      "aliases": aliases, "kept_local": kept}
         atomic_write_json(dest / BUNDLE_FILE, installed)
     n = len(meta.run_ids)
-    log(f"bundle: installed {n} runs of profile {profile!r} into {dest}"
-        + (" (made by other code: every page says so)" if not same else ""))
+    log(f"bundle: installed {n} runs of profile {profile!r} into {dest}")
+    if not same:
+        log(f"bundle: {path.name} was made by training code {prov.code_version}, this checkout's is {code_version()} "
+            f"({'; '.join(changes)}): every page says so. Retrain it with `mnistgen train all --profile {profile}`, "
+            "or build the book from this code's own runs with `make book PROFILE=quick`")
     return installed

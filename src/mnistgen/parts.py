@@ -38,7 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import edition, schemas
+from . import edition, machine, schemas
 from .bundle import EDITIONS_DIR, _write_tar, code_changes, provenance, run_files
 from .config import make_config
 from .runs import (BUNDLE_FILE, RESULTS_ROOT, atomic_write_bytes, atomic_write_json, code_version, get_member_runs, get_runs,
@@ -182,7 +182,8 @@ def export_part(profile: str, name: str, root: Path = EDITIONS_DIR,
                              "runs": ids, "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                              # the group trains as one batch: its members share one wall time
                              "training_wall_seconds": max(m["wall_seconds"] for m in manifests),
-                             "device_name": meta["provenance"]["device_name"]}
+                             "device_name": meta["provenance"]["device_name"],
+                             "machine": meta["provenance"]["machine"]}
     record["parts"] = dict(sorted(record["parts"].items()))
     atomic_write_json(parts_dir(profile, root) / PARTS_FILE, record)
     (parts_dir(profile, root) / PARTS_FILE).chmod(0o644)
@@ -190,7 +191,7 @@ def export_part(profile: str, name: str, root: Path = EDITIONS_DIR,
     return record["parts"][name]
 
 
-def _read_part(path: Path, digest: str, into: Path, profile: str) -> PartMeta:
+def read_part(path: Path, digest: str, into: Path, profile: str) -> PartMeta:
     """Unpack the part at ``path`` into ``into``: the archive's SHA-256 must be ``digest``, every
     member must match the part's SHA256SUMS, and its part.json and runs their schemas (of
     ``profile``, only the runs it lists); returns part.json, typed."""
@@ -203,6 +204,14 @@ def _read_part(path: Path, digest: str, into: Path, profile: str) -> PartMeta:
         raise TransferError(f"part {path} is of profile {meta.profile!r}, not {profile!r}; refused")
     check_runs(into / "runs", meta.runs, profile, f"part {path}")
     return meta
+
+
+def part_machine(meta: PartMeta, folder: Path) -> dict[str, Any]:
+    """The machine a part (unpacked in ``folder``) records: its own record, else its runs' manifests'."""
+    if meta.provenance.machine is not None:
+        return meta.provenance.machine.model_dump()
+    return machine.merge([machine.from_manifest(json.loads((folder / "runs" / rid / "manifest.json").read_text()))
+                          for rid in meta.runs])
 
 
 def import_parts(profile: str, root: Path = EDITIONS_DIR, results_root: Path = RESULTS_ROOT,
@@ -219,7 +228,7 @@ def import_parts(profile: str, root: Path = EDITIONS_DIR, results_root: Path = R
         staged_all = []
         for name, entry in record["parts"].items():
             staged = Path(tmp) / part_name(name)
-            meta = _read_part(inside(parts_dir(profile, root), entry["file"]), entry["sha256"], staged, profile)
+            meta = read_part(inside(parts_dir(profile, root), entry["file"]), entry["sha256"], staged, profile)
             if meta.group != name or meta.runs != entry["runs"]:
                 raise TransferError(f"part {entry['file']} holds group {meta.group!r} with other runs than "
                                     f"{PARTS_FILE} lists; refused")
@@ -265,8 +274,13 @@ def assemble(profile: str, root: Path = EDITIONS_DIR, out: Path | None = None,
     shipped: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:  # what each part's weights hold, as its part.json says
         for name, e in record["parts"].items():
-            meta = _read_part(inside(parts_dir(profile, root), e["file"]), e["sha256"], Path(tmp) / e["file"], profile)
+            meta = read_part(inside(parts_dir(profile, root), e["file"]), e["sha256"], Path(tmp) / e["file"], profile)
             shipped.update({rid: s.model_dump() for rid, s in meta.shipped.items()})
+            # the machine it was trained on, from the part's own contents (parts made before the
+            # record existed: what their manifests say, "unknown" for the rest)
+            provenance[name]["machine"] = part_machine(meta, Path(tmp) / e["file"])
+            provenance[name]["trained_at_commits"] = meta.provenance.trained_at_commits
+            provenance[name]["last_run_finished"] = meta.provenance.last_run_finished
     made_of = {"folder": parts_dir(profile, root), "shipped": shipped,
                "parts": {name: {k: e[k] for k in ("file", "sha256", "runs")} for name, e in record["parts"].items()}}
     out = Path(out) if out is not None else Path(root) / f"{profile}.tar.gz"

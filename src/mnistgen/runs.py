@@ -49,19 +49,15 @@ from typing import Any
 
 import torch
 
-from . import evaluators
+from . import evaluators, machine
 from . import train as training
+from .codeversion import TRAINING_SOURCES, code_version  # noqa: F401 (re-exported: the version runs are keyed by)
 from .config import ConfigError, TrainConfig
 from .data import load_mnist
 from .schemas import check_run_id
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parents[1]
-# Source files whose change changes what training produces, its history included: the loop and
-# its pieces, the GPU path, and the metrics recorded during training (the sweep picks from them).
-# Plots, the CLI, caching (this file) and the evaluation of finished runs do not.
-TRAINING_SOURCES = ("data.py", "losses.py", "train.py", "state.py", "steps.py", "schedules.py", "graphs.py",
-                    "evaluators.py", "metrics.py", "optim.py", "numerics.py", "models")
 CHECKPOINT_FORMAT = 3  # 3: 2 (one seed's state of a seed-batched training) behind a SHA-256 header
 CHECKPOINT_MAGIC = b"MNISTGEN-CKPT-3\n"  # then 32 bytes of SHA-256 over everything after them
 SHIPPED_WEIGHTS = "weights.pt"  # a bundle's run: the weights it ships (see the module docstring)
@@ -103,17 +99,6 @@ class ShippedModels(dict):
             f"figures use (of this run: {shipped}), not its {key!r}; to compute with it, train the run here: "
             f"remove results/{self.profile}/{BUNDLE_FILE} and run `mnistgen train {self.cfg.model} "
             f"--profile {self.profile}` with this run's settings")
-
-
-def code_version(sources: tuple[str, ...] = TRAINING_SOURCES) -> str:
-    """A hash of the source of ``sources`` (files or folders of this package)."""
-    h = hashlib.sha256()
-    for name in sources:
-        p = PACKAGE_DIR / name
-        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
-            h.update(f.relative_to(PACKAGE_DIR).as_posix().encode())
-            h.update(f.read_bytes())
-    return h.hexdigest()[:12]
 
 
 def run_id(cfg: TrainConfig, judge: str | None = None) -> str:
@@ -581,7 +566,7 @@ def _finish(path: Path, cfg: TrainConfig, st: training.TrainState, profile: str,
         "run_id": path.name, "status": "complete", "model": cfg.model, "profile": profile,
         "config": dataclasses.asdict(cfg), "seed": cfg.seed, "code_version": code_version(),
         "git_commit": git_commit(), "device": str(device), "device_name": device_name(device),
-        "versions": environment(), "epochs": st.epoch,
+        "versions": environment(), "machine": machine.this_machine(device), "epochs": st.epoch,
         # the batch it trained in: its seeds, and the betas of each member where they differ
         "trained_with_seeds": [c.seed for c in trained_with],
         **({} if _same_betas(trained_with) else

@@ -112,6 +112,23 @@ class PartsOfBundle(_Strict):
     files: dict[Name, PartRef] = Field(max_length=256)
 
 
+class MachineRecord(_Strict):
+    """The machine a run (a part, an edition) was trained on (``machine.this_machine``); "unknown"
+    where it was not recorded. Several runs' records merged name every value ("a / b")."""
+    cpu: Text
+    isa: Text
+    torch_isa: Text
+    cores: Count | Text
+    torch_threads: Count | Text
+    gpu: Text
+    os: Text
+    python: Text
+    torch: Text
+    numpy: Text
+    mkl: Text
+    onednn: Text
+
+
 class PartProvenance(_Strict):
     """One part of an assembled edition, as its ``parts.json`` entry recorded it."""
     file: Name
@@ -120,6 +137,9 @@ class PartProvenance(_Strict):
     exported: Text
     training_wall_seconds: Seconds
     device_name: Text
+    machine: MachineRecord | None = None  # editions assembled before the machine was recorded: none
+    trained_at_commits: list[Text] | None = Field(default=None, max_length=1000)
+    last_run_finished: Text | None = None
 
 
 class Provenance(_Strict):
@@ -142,6 +162,7 @@ class Provenance(_Strict):
     training_seconds_sum: Seconds
     train_all: dict[Text, Any] | None = None
     parts: dict[Name, PartProvenance] | None = None  # an edition assembled from parts
+    machine: MachineRecord | None = None  # the runs' machines (merged); archives made before: none
 
     @field_validator("train_all")
     @classmethod
@@ -203,6 +224,7 @@ class PartEntry(_Strict):
     exported: Text
     training_wall_seconds: Seconds
     device_name: Text
+    machine: MachineRecord | None = None
 
 
 class PartsRecord(_Strict):
@@ -230,6 +252,7 @@ class Manifest(BaseModel):
     epochs: Count
     trained_with_seeds: list[Count] = Field(max_length=10000)
     trained_with_betas: list[list[Finite]] | None = Field(default=None, max_length=10000)
+    machine: MachineRecord | None = None  # runs finished before the record existed: none
     wall_seconds: Seconds
     session_seconds: Seconds
     final: dict[Text, Any]
