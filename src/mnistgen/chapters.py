@@ -76,6 +76,8 @@ CHAPTERS: dict[str, Chapter] = {c.name: c for c in (
         "seeds": ("evaluation", "seeds"), "n_samples": ("evaluation", "n_samples"),
         "nll_k": ("evaluation", "nll_k"), "nll_images": ("evaluation", "nll_images"),
         "device": ("evaluation", "device")}, ("",)),
+    # How this edition was made: reads the runs' manifests, trains nothing
+    Chapter("edition", "06_edition", {}, ()),
 )}
 # Names IPython puts in a kernel's namespace before the first cell runs (not parameters).
 _KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}

@@ -95,11 +95,17 @@ def cmd_render(args: argparse.Namespace) -> None:
         planned = [] if params else CHAPTERS[chapters[0]].planned_runs(args.profile)
         with RunsBar(args.profile, planned=planned) as bar:
             render(chapters[0], args.profile, params, out_dir, say=bar.write)
-    elif args.jobs == 1:
-        for ch in chapters:
-            render(ch, args.profile, params, out_dir)
     else:
-        render_parallel(chapters, args.profile, out_dir, args.jobs, args.scheduler)
+        # the page on how the edition was made reads every run's manifest: it goes once they are all there
+        last = [ch for ch in chapters if ch == "edition"]
+        first = [ch for ch in chapters if ch != "edition"]
+        if args.jobs == 1:
+            for ch in first:
+                render(ch, args.profile, params, out_dir)
+        else:
+            render_parallel(first, args.profile, out_dir, args.jobs, args.scheduler)
+        for ch in last:
+            render(ch, args.profile, params, out_dir)
 
 
 # Longest chapters first so the two workers finish together: the VAE chapter (with the IWAE
@@ -298,9 +304,36 @@ def cmd_bundle(args: argparse.Namespace) -> None:
         raise UsageError(str(e)) from None
 
 
+def _verify(args: argparse.Namespace) -> None:
+    """Exit status 0: every group made again bitwise; 1: some differ (each says where)."""
+    from . import verify
+    from .runs import atomic_write_json
+
+    t0 = time.perf_counter()
+    try:
+        checks, left = verify.verify(args.profile, args.groups or None, root=args.editions, scratch=args.scratch)
+    except verify.TransferError as e:
+        raise UsageError(str(e)) from None
+    wall = time.perf_counter() - t0
+    for line in left:
+        print(f"not in the default set: {line}")
+    equal = sum(c.equal for c in checks)
+    print(f"verify: {equal} of {len(checks)} groups made again bitwise by this checkout ({wall:.0f} s in all)")
+    if args.record:
+        atomic_write_json(Path(args.record), {"profile": args.profile, "date": time.strftime("%Y-%m-%d"),
+                                              "wall_seconds": round(wall, 1), "groups": [c.record() for c in checks],
+                                              "left_out": left, "code_version": code_version()})
+        print(f"verify: recorded in {args.record}")
+    if equal < len(checks):
+        raise SystemExit(1)
+
+
 def cmd_edition(args: argparse.Namespace) -> None:
     from . import parts
 
+    if args.action == "verify":
+        _verify(args)
+        return
     if args.action == "assemble":
         try:
             parts.assemble(args.profile)
@@ -445,6 +478,15 @@ def build_parser() -> argparse.ArgumentParser:
                          "the chapters read and write the edition's bundle (editions/<profile>.tar.gz, which "
                          "make book renders)")
     ea.add_argument("--profile", default="paper", choices=profiles)
+    ev = esub.add_parser("verify", help="retrain shipped groups into a scratch folder and compare them with their "
+                         "parts: tensors bitwise, histories field by field, metrics (exit 1 where one differs)")
+    ev.add_argument("groups", nargs="*", metavar="GROUP",
+                    help="groups to retrain (default: the cheapest group of every model family, within 10 min)")
+    ev.add_argument("--profile", default="paper", choices=profiles)
+    ev.add_argument("--scratch", help="the folder to train in (default: a temporary folder, removed after)")
+    ev.add_argument("--editions", help="the folder holding <profile>/parts.json and the parts (default editions/)")
+    ev.add_argument("--record", metavar="JSON", help="also write the result there (benchmarks/measured/verify-<date>.json "
+                    "is what the book's page on the edition cites)")
     e.set_defaults(func=cmd_edition)
 
     pg = sub.add_parser("pages", help="say what each rendered chapter is: its profile and parameters")

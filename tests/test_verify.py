@@ -1,0 +1,142 @@
+"""`mnistgen edition verify`: a shipped group retrained here and compared with its part, against
+crafted parts whose differences are known (an oracle), and end to end on a tiny smoke group."""
+
+import json
+import math
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from mnistgen import edition, parts, runs, verify
+from mnistgen.config import make_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run_folder(root: Path, rid: str, history: list[dict], weights: dict | None, metrics: dict | None) -> None:
+    d = root / "runs" / rid
+    d.mkdir(parents=True)
+    (d / "history.json").write_text(json.dumps(history))
+    (d / "manifest.json").write_text(json.dumps({"epochs": len(history), "final": history[-1]}))
+    if weights is not None:
+        runs.write_checkpoint(d / runs.SHIPPED_WEIGHTS, {"format": runs.CHECKPOINT_FORMAT,
+                                                          "state": {"models": weights, "snapshots": []}})
+    if metrics is not None:
+        (d / "metrics-0123456789.json").write_text(json.dumps(metrics))
+
+
+def _history(seed: int, bump: tuple[int, float] | None = None) -> list[dict]:
+    rows = [{"epoch": e, "d_loss": 0.5 + 0.01 * e + seed, "seconds": 1.0 + seed * e} for e in (1, 2, 3)]
+    if bump is not None:
+        rows[bump[0] - 1]["d_loss"] += bump[1]
+    return rows
+
+
+def _pair(tmp_path, change=None):
+    """Two parts of three runs; ``change`` alters the second ('here') in one known way."""
+    for side in ("shipped", "here"):
+        for seed in range(3):
+            w = {"G": {"w": torch.arange(4, dtype=torch.float32) + seed}}
+            hist = _history(seed)
+            metrics = {"fid": 10.0 + seed, "n_samples": 100}
+            if side == "here" and change == "tensor" and seed == 1:
+                w["G"]["w"][2] = torch.nextafter(w["G"]["w"][2], torch.tensor(100.0))
+            if side == "here" and change == "history" and seed == 2:
+                hist = _history(seed, bump=(2, 1e-6))
+            if side == "here" and change == "metric" and seed == 0:
+                metrics["fid"] += 0.5
+            if side == "here" and change == "seconds":
+                hist = [{**r, "seconds": 99.0} for r in hist]
+            _run_folder(tmp_path / side, f"gan-seed{seed}-00000000aa", hist, w, metrics)
+    return verify.compare_parts("g", tmp_path / "shipped", tmp_path / "here",
+                                [f"gan-seed{s}-00000000aa" for s in range(3)])
+
+
+def test_identical_parts_are_equal_and_wall_times_do_not_count(tmp_path):
+    check = _pair(tmp_path, "seconds")
+    assert check.equal and (check.tensors, check.history_rows, check.metrics) == (3, 9, 3)
+
+
+def test_one_ulp_in_one_tensor_is_found_with_its_size(tmp_path):
+    check = _pair(tmp_path, "tensor")
+    assert not check.equal and check.tensors_differ == 1
+    assert check.tensor_max_diff == pytest.approx(torch.finfo(torch.float32).eps * 2)  # 1 ulp at 2.0-4.0
+    assert check.first_epoch_differs is None and not check.metrics_differ
+
+
+def test_a_history_parting_at_epoch_two_is_named_with_its_field(tmp_path):
+    check = _pair(tmp_path, "history")
+    assert check.first_epoch_differs == 2 and check.history_max_diff[1] == "d_loss"
+    assert check.history_max_diff[0] == pytest.approx(1e-6, rel=1e-6)
+    assert any("histories part at epoch 2" in line for line in check.lines())
+
+
+def test_a_metric_difference_is_given_in_units_of_the_seed_spread(tmp_path):
+    check = _pair(tmp_path, "metric")
+    # the shipped FIDs of the three seeds are 10, 11, 12: sd 1, so 0.5 FID is 0.5 seed sd
+    assert check.metrics_differ == {"metrics fid": pytest.approx(0.5)}
+    # the manifests' final rows do not hold the metric, the histories agree: only the metric differs
+    assert not check.problems and check.first_epoch_differs is None
+
+
+def test_the_default_set_is_the_cheapest_group_of_each_family_within_the_budget(tmp_path):
+    record = {"profile": "smoke", "format": 1, "code_version": "0123456789ab", "parts": {}}
+    for name, secs in [("gan objective k=5", 12), ("gan batch_size=64", 5000), ("classifier arch=lenet", 90),
+                       ("classifier arch=vgg", 140), ("iwae objective=iwae k=1", 356), ("vae", 870),
+                       ("acgan", 2700)]:
+        record["parts"][name] = {"file": "x.tar.gz", "sha256": "0" * 64, "bytes": 1, "runs": ["gan-seed0-0000000000"],
+                                 "exported": "now", "training_wall_seconds": secs, "device_name": "cpu"}
+    (tmp_path / "smoke").mkdir()
+    (tmp_path / "smoke" / parts.PARTS_FILE).write_text(json.dumps(record))
+    chosen, left = verify.default_groups("smoke", tmp_path, budget_s=600)
+    assert chosen == ["gan objective k=5", "classifier arch=lenet", "iwae objective=iwae k=1"]
+    assert [line.split(":")[0] for line in left] == ["vae", "acgan"]
+
+
+@pytest.mark.slow
+def test_verify_retrains_a_shipped_group_finds_it_equal_and_finds_a_forged_part(tmp_path):
+    """End to end through the command line: a smoke group trained and shipped, then retrained by
+    `edition verify` in a scratch folder: equal, exit 0. The same part with one history value
+    changed (sums and parts.json made to match, as a careful forger would): exit 1, naming the epoch."""
+    import hashlib
+
+    from mnistgen.bundle import _write_tar
+
+    name = "gan objective saturating=True k=1"
+    group = edition.profile_groups("smoke", make_config("evaluation", "smoke"))[name]
+    assert "done" in edition.train_group("smoke", group)
+    editions = tmp_path / "editions"
+    entry = parts.export_part("smoke", name, editions, log=lambda _: None)
+    cmd = [sys.executable, "-m", "mnistgen", "edition", "verify", name, "--profile", "smoke", "--editions",
+           str(editions), "--scratch", str(tmp_path)]
+    r = subprocess.run(cmd + ["--record", str(tmp_path / "verify.json")], cwd=REPO, capture_output=True,
+                       text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert f"{name}: equal" in r.stdout and "1 of 1 groups made again bitwise" in r.stdout
+    assert "here:    " in r.stdout and "shipped: " in r.stdout
+    record = json.loads((tmp_path / "verify.json").read_text())
+    assert record["groups"][0]["equal"] and record["groups"][0]["tensors"] > 0
+
+    path = editions / "smoke" / entry["file"]
+    with tarfile.open(path) as tar:
+        files = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+    rid = entry["runs"][1]
+    hist = json.loads(files[f"runs/{rid}/history.json"])
+    key = next(k for k, v in hist[1].items() if isinstance(v, float) and k != "seconds")
+    hist[1][key] = math.nextafter(hist[1][key], math.inf)
+    files[f"runs/{rid}/history.json"] = json.dumps(hist).encode()
+    files.pop("SHA256SUMS")
+    files["SHA256SUMS"] = "".join(f"{hashlib.sha256(b).hexdigest()}  {n}\n" for n, b in sorted(files.items())).encode()
+    with open(path, "wb") as f:
+        _write_tar(f, files)
+    record = json.loads((editions / "smoke" / parts.PARTS_FILE).read_text())
+    record["parts"][name]["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (editions / "smoke" / parts.PARTS_FILE).write_text(json.dumps(record))
+    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]
+    assert f"{name}: DIFFERS" in r.stdout and f"histories part at epoch {hist[1]['epoch']}" in r.stdout
+    assert not list(tmp_path.glob("mnistgen-verify-*")), "the scratch folder is removed after"
