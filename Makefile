@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml requirements.lock
 # Regenerate requirements.lock from pyproject.toml's pins (after changing one): every platform's
 # markers, hashes of every file of each pinned release. tests/test_environment.py checks they agree.
 UV_VERSION := 0.13.9
-lock:
+lock: $(STAMP)
 	$(PY) -m pip install --quiet uv==$(UV_VERSION)
 	$(VENV)/bin/uv pip compile pyproject.toml --extra book --extra test --generate-hashes --universal \
 	  --python-version 3.11.5 --quiet --custom-compile-command 'make lock' -o requirements.lock

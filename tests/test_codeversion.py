@@ -30,6 +30,25 @@ def test_comments_docstrings_and_blank_lines_are_cut_and_code_is_kept():
     assert normalised_source("x = (\n") == "x = (\n"  # unparsable: kept as it is, still hashed
 
 
+@pytest.mark.parametrize("a, b", [
+    # ast counts columns in UTF-8 bytes: the cut after a non-ASCII docstring must not eat code
+    ('def f():\n    """éééé"""; x = 10\n', 'def f():\n    """éééé"""; z = 10\n'),
+    # a form feed is a line end to str.splitlines, not to Python
+    ("\x0c\nabcdefgh = 1\n", "\x0c\nabcdefgX = 1\n"),
+    # inside a string, blank lines and trailing spaces are data
+    ('x = """a\n\nb"""\n', 'x = """a\nb"""\n'),
+    ('x = """a  \nb"""\n', 'x = """a\nb"""\n'),
+])
+def test_programs_that_differ_normalise_differently(a, b):
+    assert normalised_source(a) != normalised_source(b)
+    assert "x = 10" in normalised_source(a) or "abcdefgh" in normalised_source(a) or '"""' in normalised_source(a)
+
+
+def test_windows_line_ends_and_a_docstring_only_body():
+    assert normalised_source("x = 1\r\ny = 2 # c\r\n") == "x = 1\ny = 2\n"
+    assert normalised_source('def f():\n    """doc\n    more"""\n') == "def f():\n"
+
+
 def test_a_comment_keeps_the_version_and_a_statement_changes_it(tmp_path):
     copy = tmp_path / "pkg"
     shutil.copytree(codeversion.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))

@@ -49,6 +49,8 @@ def _pair(tmp_path, change=None):
                 hist = _history(seed, bump=(2, 1e-6))
             if side == "here" and change == "metric" and seed == 0:
                 metrics["fid"] += 0.5
+            if side == "here" and change == "zero" and seed == 0:
+                w["G"]["w"][0] = -0.0  # equal to 0.0 by value, not by its bits
             if side == "here" and change == "seconds":
                 hist = [{**r, "seconds": 99.0} for r in hist]
             _run_folder(tmp_path / side, f"gan-seed{seed}-00000000aa", hist, w, metrics)
@@ -66,6 +68,26 @@ def test_one_ulp_in_one_tensor_is_found_with_its_size(tmp_path):
     assert not check.equal and check.tensors_differ == 1
     assert check.tensor_max_diff == pytest.approx(torch.finfo(torch.float32).eps * 2)  # 1 ulp at 2.0-4.0
     assert check.first_epoch_differs is None and not check.metrics_differ
+
+
+def test_a_signed_zero_is_a_different_bit_pattern(tmp_path):
+    check = _pair(tmp_path, "zero")
+    assert not check.equal and check.tensors_differ == 1 and check.tensor_max_diff == 0.0
+
+
+def test_a_runs_own_cache_named_by_its_id_is_compared_across_the_seeds(tmp_path):
+    """nll-<key>.json: the key holds the run's id, so each seed's file has another name."""
+    for side, bump in (("shipped", 0.0), ("here", 0.2)):
+        for seed in range(3):
+            rid = f"vae-seed{seed}-00000000aa"
+            d = tmp_path / side / "runs" / rid
+            d.mkdir(parents=True)
+            (d / "history.json").write_text(json.dumps(_history(seed)))
+            (d / "manifest.json").write_text(json.dumps({"epochs": 3}))
+            (d / f"nll-{seed}0000000000.json").write_text(json.dumps({"nll": 90.0 + seed + (bump if seed == 1 else 0)}))
+    check = verify.compare_parts("vae", tmp_path / "shipped", tmp_path / "here",
+                                 [f"vae-seed{s}-00000000aa" for s in range(3)])
+    assert check.metrics == 3 and check.metrics_differ == {"nll nll": pytest.approx(0.2)}
 
 
 def test_a_history_parting_at_epoch_two_is_named_with_its_field(tmp_path):

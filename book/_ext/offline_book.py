@@ -107,10 +107,23 @@ def other_code_notice(book: dict, results_root: Path | None = None) -> str:
         bundle = installed_bundle(edition[0], results_root or RESULTS_ROOT)
     except (OSError, ValueError):
         return ""
-    if not isinstance(bundle, dict) or not bundle.get("other_code"):
+    if not isinstance(bundle, dict):
         return ""
+    from mnistgen.bundle import checkout_code, code_changes
+    from mnistgen.schemas import Provenance
+
     prov = bundle.get("provenance") or {}
-    changes = "".join(f"<li>{html.escape(str(c))}</li>" for c in bundle.get("changes") or [])
+    # the code may have changed since the edition was installed (`make html` alone): checked again here
+    differs_now = checkout_code() != [prov.get("code_version"), prov.get("metric_code_version")]
+    if not bundle.get("other_code") and not differs_now:
+        return ""
+    listed = bundle.get("changes") or []
+    if differs_now and bundle.get("checkout_code") != checkout_code():
+        try:
+            listed = code_changes(edition[0], Provenance.model_validate(prov)) or listed
+        except ValueError:
+            pass
+    changes = "".join(f"<li>{html.escape(str(c))}</li>" for c in listed)
     return ('<div class="admonition warning other-code"><p class="admonition-title">Numbers from other code</p>'
             f"<p>This book renders the shipped edition <code>{html.escape(Path(str(bundle.get('source'))).name)}"
             f"</code>, made by training code <code>{html.escape(str(prov.get('code_version')))}</code>; this "

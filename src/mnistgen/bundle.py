@@ -290,8 +290,9 @@ def _read_verified(path: Path, into: Path) -> BundleMeta:
 def code_changes(profile: str, provenance: Provenance) -> list[str]:
     """How the checkout differs from the code and settings that made an archive: one line each.
 
-    A file is the same where the archive's hash is that of its code (normalised) or, for archives
-    exported before, of its bytes: a file that differs from it only in comments is not named."""
+    A file is the same where the archive's hash is that of its code (normalised) or of its bytes
+    (what archives exported before the normalisation recorded): a file whose code is the archive's
+    but whose comments differ is named only against an archive of the second kind."""
     theirs, ours, raw = provenance.sources, source_hashes(), _raw_hashes()
     lines = [f"src/mnistgen/{f}: {'changed' if f in theirs and f in ours else 'only in the bundle' if f in theirs else 'new here'}"
              for f in sorted(set(theirs) | set(ours)) if theirs.get(f) not in (ours.get(f), raw.get(f), None)

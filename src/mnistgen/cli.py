@@ -481,12 +481,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev = esub.add_parser("verify", help="retrain shipped groups into a scratch folder and compare them with their "
                          "parts: tensors bitwise, histories field by field, metrics (exit 1 where one differs)")
     ev.add_argument("groups", nargs="*", metavar="GROUP",
-                    help="groups to retrain (default: the cheapest group of every model family, within 10 min)")
+                    help="groups to retrain (default: the cheapest group of every model family while their "
+                    "recorded training fits 5 min; the others are named)")
     ev.add_argument("--profile", default="paper", choices=profiles)
-    ev.add_argument("--scratch", help="the folder to train in (default: a temporary folder, removed after)")
+    ev.add_argument("--scratch", help="the folder in which a temporary training folder is made and removed after "
+                    "(default: the system's temporary folder)")
     ev.add_argument("--editions", help="the folder holding <profile>/parts.json and the parts (default editions/)")
-    ev.add_argument("--record", metavar="JSON", help="also write the result there (benchmarks/measured/verify-<date>.json "
-                    "is what the book's page on the edition cites)")
+    ev.add_argument("--record", metavar="JSON", help="also write the result there (benchmarks/measured/verify-<profile>-"
+                    "<date>.json is what the book's page on the edition cites)")
     e.set_defaults(func=cmd_edition)
 
     pg = sub.add_parser("pages", help="say what each rendered chapter is: its profile and parameters")

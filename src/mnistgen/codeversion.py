@@ -39,30 +39,51 @@ PUBLISHED = {
 
 
 def normalised_source(text: str) -> str:
-    """``text`` (a Python module) without comments, docstrings, blank lines and trailing spaces.
+    """``text`` (a Python module) without comments, docstrings, blank lines and trailing spaces;
+    what lies inside any other string, blank lines and trailing spaces included, is kept.
 
     A file Python cannot parse is returned as it is, so that it still has a version (and fails
     where it is imported, with Python's own message)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # the line ends ast and tokenize count
     try:
         tree = ast.parse(text)
         tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
     except (SyntaxError, tokenize.TokenError, ValueError):
         return text
-    lines = text.splitlines()
-    cuts: list[tuple[int, int, int, int]] = []  # (line, col, end line, end col), 1-based lines
+    lines = text.split("\n")
+    # per line: whether its end lies inside a string (keep its trailing spaces), and whether it lies
+    # wholly inside one (keep it even when blank)
+    in_string = [False] * len(lines)
+    inner = [False] * len(lines)
+    for t in tokens:
+        if t.start[0] < t.end[0] and t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE):
+            for i in range(t.start[0] - 1, t.end[0] - 1):
+                in_string[i] = True
+            for i in range(t.start[0], t.end[0] - 1):
+                inner[i] = True
+
+    def char_col(line: int, byte_col: int) -> int:  # ast counts UTF-8 bytes, str slicing characters
+        return len(lines[line - 1].encode()[:byte_col].decode(errors="ignore"))
+
+    cuts: list[tuple[int, int, int, int]] = []  # (line, col, end line, end col): 1-based lines, characters
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
             first = node.body[0]
             if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
                     and isinstance(first.value.value, str)):
-                cuts.append((first.lineno, first.col_offset, first.end_lineno or first.lineno,
-                             first.end_col_offset or 0))
+                end_line = first.end_lineno or first.lineno
+                cuts.append((first.lineno, char_col(first.lineno, first.col_offset), end_line,
+                             char_col(end_line, first.end_col_offset or 0)))
     cuts += [(t.start[0], t.start[1], t.end[0], t.end[1]) for t in tokens if t.type == tokenize.COMMENT]
-    # cut from the end so that earlier positions stay valid
+    # cut from the end so that earlier positions stay valid; a cut line takes the flags of its tail
     for line, col, end_line, end_col in sorted(cuts, reverse=True):
         head, tail = lines[line - 1][:col], lines[end_line - 1][end_col:]
         lines[line - 1:end_line] = [head + tail]
-    return "\n".join(s.rstrip() for s in lines if s.strip()) + "\n"
+        in_string[line - 1:end_line] = [in_string[end_line - 1]]
+        inner[line - 1:end_line] = [False]
+    kept = [s if keep_end else s.rstrip() for s, keep_end, keep in zip(lines, in_string, inner)
+            if keep or s.strip()]
+    return "\n".join(kept) + "\n"
 
 
 def file_digest(path: Path) -> str:

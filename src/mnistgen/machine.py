@@ -96,11 +96,15 @@ def from_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def merge(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """One record for several runs: a field's value where they agree, all values joined by " / " where not."""
+    """One record for several runs: a field's value where they agree, the values joined by " / "
+    where not (the first three and how many there are, so that a record stays a short text)."""
     out: dict[str, Any] = {}
     for k in FIELDS:
         values = sorted({str(r.get(k, UNKNOWN)) for r in records}) or [UNKNOWN]
-        out[k] = records[0].get(k, UNKNOWN) if len(values) == 1 and records else " / ".join(values)
+        if len(values) == 1:
+            out[k] = records[0].get(k, UNKNOWN) if records else UNKNOWN
+        else:
+            out[k] = (" / ".join(v[:60] for v in values[:3]) + (f" / … ({len(values)} values)" if len(values) > 3 else ""))
     return out
 
 
