@@ -57,7 +57,7 @@ report.glue_markdown("made_groups", report.table_block(
     *made.groups_table(groups)))
 report.glue_markdown("made_machines", "\n".join(
     f"- {report.md_text(desc)}: {', '.join(report.md_text(n) for n in names)}" for desc, names in made.machines(groups)))
-report.glue_markdown("made_here", report.md_text(machine.describe(machine.this_machine())))
+_ = report.glue_markdown("made_here", report.md_text(machine.describe(machine.this_machine())))
 
 # %% tags=["hide-input"]
 verified = parts.measured(f"verify-{profile}")
@@ -76,7 +76,9 @@ _ = report.glue_markdown("made_verify", made.verify_summary(verified))
 #
 # The machines in full:
 #
-# {glue:md}`made_machines`
+# ```{glue:md} made_machines
+# :format: myst
+# ```
 #
 # ## Training a group again
 #
@@ -84,10 +86,12 @@ _ = report.glue_markdown("made_verify", made.verify_summary(verified))
 # part is exported beside the others, and the edition is assembled from them:
 #
 # ```bash
-# mnistgen edition status --profile paper                       # the groups, shipped or not
-# mnistgen train all --profile paper --group "vae z_dim=2"      # one group (its judge comes along)
-# mnistgen bundle export --profile paper --group "vae z_dim=2"  # -> editions/paper/vae-z_dim-2.tar.gz
-# mnistgen edition assemble --profile paper                     # -> editions/paper.tar.gz
+# # the groups, shipped or not
+# mnistgen edition status --profile paper
+# # one group (its judge comes along), its part, the edition
+# mnistgen train all --profile paper --group "vae z_dim=2"
+# mnistgen bundle export --profile paper --group "vae z_dim=2"
+# mnistgen edition assemble --profile paper
 # ```
 #
 # ## Checking that this code makes them
