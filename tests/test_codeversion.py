@@ -1,9 +1,12 @@
 """The training-code version is a hash of the code, not of its comments (codeversion.py), and the
 shipped edition's versions, named by the old raw-bytes hash, are the same trees' under the new one."""
 
+import ast
 import hashlib
 import shutil
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -47,6 +50,31 @@ def test_programs_that_differ_normalise_differently(a, b):
 def test_windows_line_ends_and_a_docstring_only_body():
     assert normalised_source("x = 1\r\ny = 2 # c\r\n") == "x = 1\ny = 2\n"
     assert normalised_source('def f():\n    """doc\n    more"""\n') == "def f():\n"
+
+
+def test_threads_never_parse_at_once(monkeypatch):
+    """Run ids are computed by the tasks of a threaded Dask worker, and Python 3.11's ast.parse fails
+    at random when two threads parse at once (CI: "SystemError: AST constructor recursion depth
+    mismatch"). Every parse is made slow here, so that overlapping ones would be seen."""
+    inside, overlaps, real_parse = [0], [], ast.parse
+
+    def slow_parse(*args, **kwargs):
+        inside[0] += 1
+        overlaps.append(inside[0])
+        time.sleep(0.01)  # hands the GIL to the other threads
+        try:
+            return real_parse(*args, **kwargs)
+        finally:
+            inside[0] -= 1
+
+    monkeypatch.setattr(ast, "parse", slow_parse)
+    texts = [f"x = {i}  # thread {k}\n" for k in range(4) for i in range(5)]  # distinct: no cached answer
+    threads = [threading.Thread(target=lambda k=k: [normalised_source(t) for t in texts[k::4]]) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(overlaps) == len(texts) and max(overlaps) == 1
 
 
 def test_a_comment_keeps_the_version_and_a_statement_changes_it(tmp_path):

@@ -18,8 +18,10 @@ git tree the paper edition was trained by.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import io
+import threading
 import tokenize
 from pathlib import Path
 
@@ -36,8 +38,15 @@ PUBLISHED = {
     "c401a5155ca6": "2f3968d20bd6",
     "9571471de059": "7587c6c0033f",
 }
+# CPython 3.11 keeps ast.parse's recursion count in the interpreter's ast state, which its threads
+# share: two threads parsing at once (tasks of a threaded Dask worker computing run ids; a finaliser
+# run by the garbage collector can hand over the GIL mid-parse) fail at random with "SystemError: AST
+# constructor recursion depth mismatch" (python/cpython#106905 and the reports around it; CI met it
+# in tests/test_executor.py). So parses here take turns.
+_PARSE = threading.Lock()
 
 
+@functools.lru_cache(maxsize=256)  # a pure function of the text; run ids ask for the same files often
 def normalised_source(text: str) -> str:
     """``text`` (a Python module) without comments, docstrings, blank lines and trailing spaces;
     what lies inside any other string, blank lines and trailing spaces included, is kept.
@@ -46,7 +55,8 @@ def normalised_source(text: str) -> str:
     where it is imported, with Python's own message)."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")  # the line ends ast and tokenize count
     try:
-        tree = ast.parse(text)
+        with _PARSE:
+            tree = ast.parse(text)
         tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
     except (SyntaxError, tokenize.TokenError, ValueError):
         return text
