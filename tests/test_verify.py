@@ -119,20 +119,42 @@ def test_the_default_set_is_the_cheapest_group_of_each_family_within_the_budget(
     assert [line.split(":")[0] for line in left] == ["vae", "acgan"]
 
 
-@pytest.mark.slow
-def test_verify_retrains_a_shipped_group_finds_it_equal_and_finds_a_forged_part(tmp_path):
-    """End to end through the command line: a smoke group trained and shipped, then retrained by
-    `edition verify` in a scratch folder: equal, exit 0. The same part with one history value
-    changed (sums and parts.json made to match, as a careful forger would): exit 1, naming the epoch."""
+def _forge(editions: Path, name: str, change) -> None:
+    """Rewrite the shipped part of group ``name`` with ``change(files)`` applied to its members, its
+    SHA256SUMS and parts.json made to match, as a careful forger would."""
     import hashlib
 
     from mnistgen.bundle import _write_tar
 
+    record = json.loads((editions / "smoke" / parts.PARTS_FILE).read_text())
+    path = editions / "smoke" / record["parts"][name]["file"]
+    with tarfile.open(path) as tar:
+        files = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+    change(files)
+    files.pop("SHA256SUMS")
+    files["SHA256SUMS"] = "".join(f"{hashlib.sha256(b).hexdigest()}  {n}\n" for n, b in sorted(files.items())).encode()
+    with open(path, "wb") as f:
+        _write_tar(f, files)
+    record["parts"][name]["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (editions / "smoke" / parts.PARTS_FILE).write_text(json.dumps(record))
+
+
+@pytest.mark.slow
+def test_verify_retrains_a_shipped_group_finds_it_equal_and_finds_a_forged_part(tmp_path):
+    """End to end through the command line: a smoke group and its judges trained and shipped, then
+    the group retrained by `edition verify` in a scratch folder and measured there by the shipped
+    judges: equal, exit 0. (A judge retrained by verify's own process can differ in the last bits
+    from one a notebook kernel trained, its arithmetic pinned to AVX2, and so can the metrics it
+    measures: CI met that before verify used the shipped judges.) Then forged parts, sums and
+    parts.json made to match: one history value of the group (exit 1, naming the epoch), and the
+    shipped judge's weights (exit 1: the group is measured by the judge that was shipped)."""
     name = "gan objective saturating=True k=1"
-    group = edition.profile_groups("smoke", make_config("evaluation", "smoke"))[name]
-    assert "done" in edition.train_group("smoke", group)
+    groups = edition.profile_groups("smoke", make_config("evaluation", "smoke"))
+    judges = ["classifier arch=lenet", "classifier arch=vgg"]
     editions = tmp_path / "editions"
-    entry = parts.export_part("smoke", name, editions, log=lambda _: None)
+    for g in [*judges, name]:
+        assert "done" in edition.train_group("smoke", groups[g])
+        entry = parts.export_part("smoke", g, editions, log=lambda _: None)
     cmd = [sys.executable, "-m", "mnistgen", "edition", "verify", name, "--profile", "smoke", "--editions",
            str(editions), "--scratch", str(tmp_path)]
     r = subprocess.run(cmd + ["--record", str(tmp_path / "verify.json")], cwd=REPO, capture_output=True,
@@ -140,25 +162,43 @@ def test_verify_retrains_a_shipped_group_finds_it_equal_and_finds_a_forged_part(
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert f"{name}: equal" in r.stdout and "1 of 1 groups made again bitwise" in r.stdout
     assert "here:    " in r.stdout and "shipped: " in r.stdout
+    assert "measured with the shipped judges: classifier arch=lenet, classifier arch=vgg" in r.stdout
     record = json.loads((tmp_path / "verify.json").read_text())
     assert record["groups"][0]["equal"] and record["groups"][0]["tensors"] > 0
 
-    path = editions / "smoke" / entry["file"]
-    with tarfile.open(path) as tar:
-        files = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
     rid = entry["runs"][1]
-    hist = json.loads(files[f"runs/{rid}/history.json"])
-    key = next(k for k, v in hist[1].items() if isinstance(v, float) and k != "seconds")
-    hist[1][key] = math.nextafter(hist[1][key], math.inf)
-    files[f"runs/{rid}/history.json"] = json.dumps(hist).encode()
-    files.pop("SHA256SUMS")
-    files["SHA256SUMS"] = "".join(f"{hashlib.sha256(b).hexdigest()}  {n}\n" for n, b in sorted(files.items())).encode()
-    with open(path, "wb") as f:
-        _write_tar(f, files)
-    record = json.loads((editions / "smoke" / parts.PARTS_FILE).read_text())
-    record["parts"][name]["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
-    (editions / "smoke" / parts.PARTS_FILE).write_text(json.dumps(record))
+    hist_name = f"runs/{rid}/history.json"
+    original = {}
+
+    def nudge_history(files):
+        original[hist_name] = files[hist_name]
+        hist = json.loads(files[hist_name])
+        key = next(k for k, v in hist[1].items() if isinstance(v, float) and k != "seconds")
+        hist[1][key] = math.nextafter(hist[1][key], math.inf)
+        original["epoch"] = hist[1]["epoch"]
+        files[hist_name] = json.dumps(hist).encode()
+
+    _forge(editions, name, nudge_history)
     r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]
-    assert f"{name}: DIFFERS" in r.stdout and f"histories part at epoch {hist[1]['epoch']}" in r.stdout
+    assert f"{name}: DIFFERS" in r.stdout and f"histories part at epoch {original['epoch']}" in r.stdout
+
+    def nudge_judge(files):  # the lenet judge's weights, each scaled by 1.01
+        member = next(m for m in files if m.endswith("/" + runs.SHIPPED_WEIGHTS))
+        scratch = tmp_path / "judge.pt"
+        scratch.write_bytes(files[member])
+        payload = runs.read_checkpoint(scratch)
+        for model in payload["state"]["models"].values():
+            for k, v in model.items():
+                if torch.is_floating_point(v):
+                    model[k] = v * 1.01
+        runs.write_checkpoint(scratch, payload)
+        files[member] = scratch.read_bytes()
+
+    _forge(editions, name, lambda files: files.update({hist_name: original[hist_name]}))  # the group as shipped
+    _forge(editions, "classifier arch=lenet", nudge_judge)
+    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]
+    assert f"{name}: DIFFERS" in r.stdout and "fid: differs by" in r.stdout
+    assert "tensors:" not in r.stdout, "the group's own weights are made again bitwise"
     assert not list(tmp_path.glob("mnistgen-verify-*")), "the scratch folder is removed after"

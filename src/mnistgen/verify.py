@@ -10,6 +10,11 @@ group is retrained with the shipped configuration into a scratch results folder 
 are compared member by member: every shipped tensor bitwise, every history row field by field
 (the wall time aside), every cached metric, the manifests' epochs and final values.
 
+A group is retrained and measured with the shipped judges (the classifier groups' parts, installed
+in its scratch folder first): its training-time FIDs and its parts' metrics are computed by the
+judge the shipped numbers were computed by, so a difference is the group's own. The judges are
+verified as groups of their own (the cheapest is in the default set).
+
 Bitwise equality needs the same kernels: the vector instruction set, the thread count and the
 library versions (``machine.py``). Each group's report names both machines; where they differ (or
 the shipped one was not recorded), a difference in the last bits is what to expect, and the
@@ -38,9 +43,11 @@ from typing import Any
 import torch
 
 from . import machine
+from .config import make_config
+from .edition import profile_groups
 from .parts import part_machine, parts_dir, read_part, read_parts
-from .runs import REPO_DIR, SHIPPED_WEIGHTS, CheckpointError, read_checkpoint
-from .transfer import METRIC_CACHES, TransferError
+from .runs import REPO_DIR, SHIPPED_WEIGHTS, CheckpointError, read_checkpoint, results_dir
+from .transfer import METRIC_CACHES, TransferError, _install_runs
 
 # The default set's training time as the parts record it: half of the 10 minutes the set may take
 # here, the other half for the metrics its parts carry (computed again at export: an IWAE row's
@@ -66,6 +73,7 @@ class GroupCheck:
     seconds: float = 0.0
     shipped_machine: dict[str, Any] = field(default_factory=dict)
     here: dict[str, Any] = field(default_factory=dict)
+    judges: list[str] = field(default_factory=list)  # the shipped groups installed to measure it
 
     @property
     def equal(self) -> bool:
@@ -81,6 +89,8 @@ class GroupCheck:
                 f"{self.seconds:.0f} s: {self.tensors} shipped tensors, {self.history_rows} history rows, "
                 f"{self.metrics} cached metrics compared)")
         out = [head]
+        if self.judges:
+            out.append(f"  measured with the shipped judges: {', '.join(self.judges)}")
         out += [f"  {p}" for p in self.problems]
         if self.tensors_differ:
             out.append(f"  tensors: {self.tensors_differ} of {self.tensors} differ, largest difference "
@@ -102,7 +112,7 @@ class GroupCheck:
                 "tensors": self.tensors, "tensors_differ": self.tensors_differ,
                 "tensor_max_diff": self.tensor_max_diff, "history_rows": self.history_rows,
                 "first_epoch_differs": self.first_epoch_differs, "metrics": self.metrics,
-                "metrics_differ_in_seed_sd": self.metrics_differ, "problems": self.problems,
+                "metrics_differ_in_seed_sd": self.metrics_differ, "problems": self.problems, "judges": self.judges,
                 "shipped_machine": self.shipped_machine, "here": self.here}
 
 
@@ -285,8 +295,9 @@ def verify(profile: str, groups: list[str] | None = None, root: Path | None = No
                             + ("; ".join(record["parts"]) or "none"))
     if scratch is not None and not Path(scratch).is_dir():
         raise TransferError(f"--scratch {scratch} is not a folder")
+    models = {n: g["model"] for n, g in profile_groups(profile, make_config("evaluation", profile)).items()}
+    judges = [n for n in record["parts"] if models.get(n) == "classifier"]
     with tempfile.TemporaryDirectory(prefix="mnistgen-verify-", dir=scratch) as tmp:
-        env = {**os.environ, "MNISTGEN_RESULTS": str(Path(tmp) / "results")}
         out_root = Path(tmp) / "editions"
         shipped: dict[str, tuple[Any, Path]] = {}
         for name in groups:  # every shipped part read and checked before hours go into training
@@ -295,7 +306,16 @@ def verify(profile: str, groups: list[str] | None = None, root: Path | None = No
             shipped[name] = (read_part(parts_dir(profile, root) / entry["file"], entry["sha256"], folder, profile),
                              folder)
         checks = []
-        for name in groups:
+        for i, name in enumerate(groups):
+            # a results folder of its own per group, holding the shipped judges (not a judge being verified)
+            results = Path(tmp) / f"results-{i}"
+            used = [j for j in judges if j != name]
+            for j in used:
+                staged = Path(tmp) / f"judges-{i}" / record["parts"][j]["file"]
+                read_part(parts_dir(profile, root) / record["parts"][j]["file"], record["parts"][j]["sha256"], staged,
+                          profile)
+                _install_runs(staged / "runs", results_dir(profile, results) / "runs", staged, log=lambda _: None)
+            env = {**os.environ, "MNISTGEN_RESULTS": str(results)}
             t0 = time.perf_counter()
             _run([sys.executable, "-m", "mnistgen", "train", "all", "--profile", profile, "--group", name,
                   "--no-metrics", "--jobs", "1"], env, f"retraining {name!r} into {tmp}", log)
@@ -312,6 +332,7 @@ def verify(profile: str, groups: list[str] | None = None, root: Path | None = No
             except CheckpointError as e:
                 raise TransferError(f"group {name!r}: {e}") from None
             check.seconds = seconds
+            check.judges = used
             check.shipped_machine = part_machine(theirs, folder)
             check.here = part_machine(mine, here)  # as the retraining process recorded it
             checks.append(check)
