@@ -60,7 +60,7 @@ report.glue_markdown("made_machines", "\n".join(
 _ = report.glue_markdown("made_here", report.md_text(machine.describe(machine.this_machine())))
 
 # %% tags=["hide-input"]
-verified = parts.measured(f"verify-{profile}")
+verified = parts.measured_all(f"verify-{profile}")
 _ = report.glue_markdown("made_verify", made.verify_summary(verified))
 
 # %% [markdown]

@@ -66,3 +66,29 @@ def test_the_page_reads_each_group_from_its_runs_manifests(tmp_path):
     _, rows = made.groups_table(groups)
     assert [r[2] for r in rows].count("not in this edition yet") == len(names) - 2
     assert [on for _, on in made.machines(groups)] == [[names[0]], [names[1]]]
+
+
+def test_the_page_shows_every_measured_verify_oldest_first(tmp_path):
+    """Two verify records in benchmarks/measured: both appear, each group row with its own time
+    and machine (a machine that differs from the shipped one is the reader's reason why)."""
+    from mnistgen import parts
+
+    def record(when: str, cpu: str, equal: bool) -> dict:
+        here = {k: machine.UNKNOWN for k in machine.FIELDS} | {"cpu": cpu, "isa": "avx2" if "AMD" in cpu else "avx512"}
+        group = {"group": "gan objective k=5", "equal": equal, "first_epoch_differs": None if equal else 1, "runs": 5,
+                 "tensors": 8, "history_rows": 10, "metrics": 5, "seconds": 21.0, "here": here,
+                 "shipped_machine": {k: machine.UNKNOWN for k in machine.FIELDS}}
+        return {"profile": "paper", "date": when[:10], "time": when, "wall_seconds": 90.0, "groups": [group],
+                "left_out": [], "code_version": "2f3968d20bd6"}
+
+    for name, when, cpu, equal in [("2026-12-07T0340", "2026-12-07 03:40 UTC", "Intel Xeon", True),
+                                   ("2026-12-07T0113", "2026-12-07 01:13 UTC", "AMD EPYC", False)]:
+        (tmp_path / f"verify-paper-{name}.json").write_text(json.dumps(record(when, cpu, equal)))
+    records = parts.measured_all("verify-paper", tmp_path)
+    assert [r["time"] for r in records] == ["2026-12-07 01:13 UTC", "2026-12-07 03:40 UTC"]
+    assert parts.measured("verify-paper", tmp_path)["time"] == "2026-12-07 03:40 UTC"
+    text = made.verify_summary(records)
+    assert text.startswith("Measured 2 times")
+    amd, intel = text.index("differs (histories from epoch 1)"), text.index("equal, bit for bit")
+    assert amd < intel and "AMD EPYC, avx2" in text[:intel] and "Intel Xeon, avx512" in text[amd:]
+    assert made.verify_summary([]) == "No `edition verify` has been measured for this profile yet."

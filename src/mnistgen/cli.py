@@ -321,6 +321,7 @@ def _verify(args: argparse.Namespace) -> None:
     print(f"verify: {equal} of {len(checks)} groups made again bitwise by this checkout ({wall:.0f} s in all)")
     if args.record:
         atomic_write_json(Path(args.record), {"profile": args.profile, "date": time.strftime("%Y-%m-%d"),
+                                              "time": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                                               "wall_seconds": round(wall, 1), "groups": [c.record() for c in checks],
                                               "left_out": left, "code_version": code_version()})
         print(f"verify: recorded in {args.record}")
@@ -487,8 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--scratch", help="the folder in which a temporary training folder is made and removed after "
                     "(default: the system's temporary folder)")
     ev.add_argument("--editions", help="the folder holding <profile>/parts.json and the parts (default editions/)")
-    ev.add_argument("--record", metavar="JSON", help="also write the result there (benchmarks/measured/verify-<profile>-"
-                    "<date>.json is what the book's page on the edition cites)")
+    ev.add_argument("--record", metavar="JSON", help="also write the result there (the book's page on the edition shows every "
+                    "benchmarks/measured/verify-<profile>-<date>T<HHMM>.json)")
     e.set_defaults(func=cmd_edition)
 
     pg = sub.add_parser("pages", help="say what each rendered chapter is: its profile and parameters")

@@ -1,6 +1,6 @@
 """How an edition was made: per group of runs the machine, the training time, the date and the
 commit, from the runs' own manifests (trained here, or installed from a bundle or its parts), and
-the latest measured `edition verify` (``benchmarks/measured/verify-*.json``). The book's page "How
+every measured `edition verify` (``benchmarks/measured/verify-*.json``). The book's page "How
 this edition was made" (notebooks/06_edition.py) shows them; nothing here is typed by hand.
 """
 
@@ -87,24 +87,28 @@ def machines(groups: list[GroupMade]) -> list[tuple[str, list[str]]]:
     return list(seen.items())
 
 
-def verify_summary(record: dict[str, Any] | None) -> str:
-    """The measured `edition verify` as Markdown: per group equal or where it parts, and the machines."""
-    if record is None:
+def verify_summary(records: list[dict[str, Any]]) -> str:
+    """The measured `edition verify` runs (oldest first) as Markdown: per group equal or where it
+    parts, and the machine it was retrained on, one row per group and run."""
+    if not records:
         return "No `edition verify` has been measured for this profile yet."
     rows = []
-    for g in record["groups"]:
-        verdict = "equal, bit for bit" if g["equal"] else (
-            f"differs (histories from epoch {g['first_epoch_differs']})" if g["first_epoch_differs"] is not None
-            else "differs")
-        rows.append([md_text(g["group"]), str(g["runs"]), verdict,
-                     f"{g['tensors']} tensors, {g['history_rows']} history rows, {g['metrics']} cached metrics",
-                     f"{g['seconds']:.0f} s", md_text(short_machine(g["here"])),
-                     md_text(short_machine(g["shipped_machine"]))])
+    for record in records:
+        for g in record["groups"]:
+            verdict = "equal, bit for bit" if g["equal"] else (
+                f"differs (histories from epoch {g['first_epoch_differs']})" if g["first_epoch_differs"] is not None
+                else "differs")
+            rows.append([md_text(record.get("time", record["date"])), md_text(g["group"]), str(g["runs"]), verdict,
+                         f"{g['tensors']} tensors, {g['history_rows']} history rows, {g['metrics']} cached metrics",
+                         f"{g['seconds']:.0f} s", md_text(short_machine(g["here"])),
+                         md_text(short_machine(g["shipped_machine"]))])
     table = table_block("tab-made-verify", "`mnistgen edition verify` as measured: each group retrained on the "
                         "machine named and compared with its shipped part.",
-                        ["group", "runs", "retrained here", "compared", "training time", "verified on",
+                        ["measured", "group", "runs", "retrained here", "compared", "training time", "verified on",
                          "shipped from"], rows)
-    left = "".join(f"\n- {md_text(line)}" for line in record.get("left_out", []))
-    return (f"Measured on {md_text(record['date'])} (training code {md_code(record['code_version'])}, "
-            f"{record['wall_seconds'] / 60:.1f} min in all):\n\n{table}"
+    last = records[-1]
+    left = "".join(f"\n- {md_text(line)}" for line in last.get("left_out", []))
+    runs = "; ".join(f"{md_text(r.get('time', r['date']))}: training code {md_code(r['code_version'])}, "
+                     f"{r['wall_seconds'] / 60:.1f} min in all" for r in records)
+    return (f"Measured {len(records)} time{'s' if len(records) > 1 else ''} ({runs}):\n\n{table}"
             + (f"\n\nLeft out of the default set, to verify on request:{left}" if left else ""))

@@ -309,10 +309,15 @@ def assembled(profile: str, root: Path = EDITIONS_DIR) -> dict[str, Any] | None:
 MEASURED_DIR = EDITIONS_DIR.parent / "benchmarks" / "measured"
 
 
+def measured_all(prefix: str, folder: Path = MEASURED_DIR) -> list[dict[str, Any]]:
+    """Every committed measurement ``benchmarks/measured/<prefix>-<date>.json``, oldest first."""
+    return [json.loads(f.read_text()) for f in sorted(Path(folder).glob(f"{prefix}-*.json"))]
+
+
 def measured(prefix: str, folder: Path = MEASURED_DIR) -> dict[str, Any] | None:
     """The newest committed measurement ``benchmarks/measured/<prefix>-<date>.json``, or None."""
-    files = sorted(Path(folder).glob(f"{prefix}-*.json"))
-    return json.loads(files[-1].read_text()) if files else None
+    records = measured_all(prefix, folder)
+    return records[-1] if records else None
 
 
 def measured_bill(folder: Path = MEASURED_DIR) -> dict[str, Any] | None:

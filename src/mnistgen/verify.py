@@ -307,9 +307,9 @@ def verify(profile: str, groups: list[str] | None = None, root: Path | None = No
                              folder)
         checks = []
         for i, name in enumerate(groups):
-            # a results folder of its own per group, holding the shipped judges (not a judge being verified)
+            # a results folder of its own per group, holding the shipped judges where the group is measured by them
             results = Path(tmp) / f"results-{i}"
-            used = [j for j in judges if j != name]
+            used = [] if models.get(name) == "classifier" else judges
             for j in used:
                 staged = Path(tmp) / f"judges-{i}" / record["parts"][j]["file"]
                 read_part(parts_dir(profile, root) / record["parts"][j]["file"], record["parts"][j]["sha256"], staged,
