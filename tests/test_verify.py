@@ -170,7 +170,7 @@ def test_verify_retrains_a_shipped_group_finds_it_equal_and_finds_a_forged_part(
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert f"{name}: equal" in r.stdout and "1 of 1 groups made again bitwise" in r.stdout
     assert "here:    " in r.stdout and "shipped: " in r.stdout
-    assert "measured with the shipped judges: classifier arch=lenet, classifier arch=vgg" in r.stdout
+    assert "the shipped judges installed beside it: classifier arch=lenet, classifier arch=vgg" in r.stdout
     record = json.loads((tmp_path / "verify.json").read_text())
     assert record["groups"][0]["equal"] and record["groups"][0]["tensors"] > 0
 

@@ -90,7 +90,7 @@ class GroupCheck:
                 f"{self.metrics} cached metrics compared)")
         out = [head]
         if self.judges:
-            out.append(f"  measured with the shipped judges: {', '.join(self.judges)}")
+            out.append(f"  the shipped judges installed beside it: {', '.join(self.judges)}")
         out += [f"  {p}" for p in self.problems]
         if self.tensors_differ:
             out.append(f"  tensors: {self.tensors_differ} of {self.tensors} differ, largest difference "
