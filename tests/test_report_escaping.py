@@ -197,3 +197,16 @@ def test_results_markdown_pastes_its_strings_as_text():
                        "test_nll": 90.0}]}
     assert_inert(results_markdown(m), [PAYLOADS[k] for k in ("script", "img", "role", "newline", "cell", "math",
                                                              "link", "backticks")])
+
+
+def test_a_table_whose_caption_quotes_code_is_a_numbered_table():
+    """The page on how the edition was made showed its verify table's fence as text: the caption
+    quoted `mnistgen edition verify`, and a backtick fence's info string may hold no backtick."""
+    md = report.table_block("tab-x", "`mnistgen edition verify` as measured.", ["group", "verdict"],
+                            [["gan k=5", "equal"]])
+    body, page, _ = render(md)
+    assert "{table}" not in body and "```" not in body
+    assert any(tag == "table" for tag, _ in page.tags)
+    assert any(tag == "caption" for tag, _ in page.tags) and "mnistgen edition verify" in "".join(page.text)
+    plain = report.table_block("tab-y", "Plain caption.", ["a"], [["1"]])
+    assert plain.startswith("```{table} Plain caption.")  # other tables' glued text stays as it was

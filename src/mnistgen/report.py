@@ -238,8 +238,12 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def table_block(name: str, caption: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A numbered, captioned MyST table (``{numref}`name``` refers to it), for ``glue_markdown``."""
-    return f"```{{table}} {caption}\n:name: {name}\n\n" + markdown_table(header, rows) + "\n```"
+    """A numbered, captioned MyST table (``{numref}`name``` refers to it), for ``glue_markdown``.
+
+    A backtick fence's info string may hold no backtick (CommonMark): a caption that quotes code
+    would end the directive there and show the fence as text, so such a table is fenced by tildes."""
+    fence = "~~~" if "`" in caption else "```"
+    return f"{fence}{{table}} {caption}\n:name: {name}\n\n" + markdown_table(header, rows) + f"\n{fence}"
 
 
 def rerun_command(notebook: str, profile: str, params: dict[str, Any]) -> str:
