@@ -81,14 +81,16 @@ def test_the_page_shows_every_measured_verify_oldest_first(tmp_path):
         return {"profile": "paper", "date": when[:10], "time": when, "wall_seconds": 90.0, "groups": [group],
                 "left_out": [], "code_version": "2f3968d20bd6"}
 
-    for name, when, cpu, equal in [("2026-12-07T0340", "2026-12-07 03:40 UTC", "Intel Xeon", True),
+    for name, when, cpu, equal in [("2026-12-07T0340", "2026-12-07 03:40 UTC", "Intel(R) Xeon(R) Processor", True),
                                    ("2026-12-07T0113", "2026-12-07 01:13 UTC", "AMD EPYC", False)]:
         (tmp_path / f"verify-paper-{name}.json").write_text(json.dumps(record(when, cpu, equal)))
     records = parts.measured_all("verify-paper", tmp_path)
     assert [r["time"] for r in records] == ["2026-12-07 01:13 UTC", "2026-12-07 03:40 UTC"]
     assert parts.measured("verify-paper", tmp_path)["time"] == "2026-12-07 03:40 UTC"
     text = made.verify_summary(records)
-    assert text.startswith("Measured 2 times")
-    amd, intel = text.index("differs (histories from epoch 1)"), text.index("equal, bit for bit")
-    assert amd < intel and "AMD EPYC, avx2" in text[:intel] and "Intel Xeon, avx512" in text[amd:]
+    assert text.startswith("On AMD EPYC, avx2: 0 of 1 group retrained equal, bit for bit. On Intel Xeon, avx512: "
+                           "1 of 1 group retrained equal, bit for bit.\n\nMeasured 2 times, each by training code")
+    table = text[text.index("{table}"):]
+    amd, intel = table.index("differs (histories from epoch 1)"), table.index("equal, bit for bit")
+    assert amd < intel and "AMD EPYC, avx2" in table[:intel] and "Intel Xeon, avx512" in table[amd:]
     assert made.verify_summary([]) == "No `edition verify` has been measured for this profile yet."

@@ -7,6 +7,7 @@ this edition was made" (notebooks/06_edition.py) shows them; nothing here is typ
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,9 @@ def short_machine(record: dict[str, Any]) -> str:
         return str(record.get(k, machine.UNKNOWN)) not in (machine.UNKNOWN, "")
 
     parts = [str(record["gpu"])] if known("gpu") and record["gpu"] != "none" else []
-    parts += [str(record["cpu"])] if known("cpu") else ["CPU not recorded"]
+    # the vendor's marks and "Processor"/"CPU" say nothing a reader needs in a narrow column
+    cpu = re.sub(r"\((R|TM|r|tm)\)|\s(Processor|CPU)\b", "", str(record.get("cpu", ""))).strip()
+    parts += [" ".join(cpu.split())] if known("cpu") else ["CPU not recorded"]
     parts += [str(record["isa"])] if known("isa") else []
     parts += [machine.threads(record["torch_threads"])] if known("torch_threads") else []
     return ", ".join(parts)
@@ -108,7 +111,16 @@ def verify_summary(records: list[dict[str, Any]]) -> str:
                          "shipped from"], rows)
     last = records[-1]
     left = "".join(f"\n- {md_text(line)}" for line in last.get("left_out", []))
-    runs = "; ".join(f"{md_text(r.get('time', r['date']))}: training code {md_code(r['code_version'])}, "
-                     f"{r['wall_seconds'] / 60:.1f} min in all" for r in records)
-    return (f"Measured {len(records)} time{'s' if len(records) > 1 else ''} ({runs}):\n\n{table}"
+    # the finding first: per machine verified on, how many of its retrained groups were equal
+    seen: dict[str, list[bool]] = {}
+    for record in records:
+        for g in record["groups"]:
+            seen.setdefault(short_machine(g["here"]), []).append(bool(g["equal"]))
+    lead = " ".join(f"On {md_text(on)}: {sum(eq)} of {len(eq)} group{'s' if len(eq) > 1 else ''} retrained "
+                    "equal, bit for bit." for on, eq in seen.items())
+    codes = {str(r["code_version"]) for r in records}
+    runs = "; ".join(f"{md_text(r.get('time', r['date']))}, {r['wall_seconds'] / 60:.1f} min in all"
+                     + ("" if len(codes) == 1 else f", training code {md_code(r['code_version'])}") for r in records)
+    by = f", each by training code {md_code(codes.pop())}" if len(codes) == 1 else ""
+    return (f"{lead}\n\nMeasured {len(records)} time{'s' if len(records) > 1 else ''}{by} ({runs}):\n\n{table}"
             + (f"\n\nLeft out of the default set, to verify on request:{left}" if left else ""))
