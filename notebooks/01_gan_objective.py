@@ -276,7 +276,7 @@ conclusion = report.glue_text("obj_conclusion", f"{cellf(ratio_all[1], 1)} times
 
 # The four settings trained long enough for sample quality to rank them: follow-up groups of the
 # profile (pending until shipped); the conclusion rests on their samples, not on D(G(z)).
-from mnistgen import edition, findings  # noqa: E402
+from mnistgen import collapse, edition, findings  # noqa: E402
 
 follow = make_config("followup", profile)
 long_groups = {(k, sat): f"gan objective saturating={sat} k={k} epochs={follow.objective_epochs}"
@@ -295,10 +295,12 @@ if not long_runs or any(rs is None for rs in long_runs.values()):
 else:
     last = {key: {m: [findings.quality_checks(r.history, m)[-1][1] for r in rs]
                   for m in ("fid", "inception_score", "top_class_share")} for key, rs in long_runs.items()}
+    tops = {key: collapse.top_digits(rs, judge) for key, rs in long_runs.items()}  # the history records only the share
     rows = [[name(key)] + [cellf(last[key][m], d) for m, d in (("fid", 1), ("inception_score", 2), ("top_class_share", 2))]
-            for key in order]
+            + [collapse.digits_cell(tops[key], len(long_runs[key]))] for key in order]
     long_caption = (f"The four settings after {follow.objective_epochs} epochs: mean ± sd over {len(ev.seeds)} seeds of the "
-                    "last quality check (first yardstick, validation split).")
+                    "last quality check (first yardstick, validation split). That digit: the most frequent one "
+                    "among the last check's samples of the seeds whose generator is shipped.")
     verdicts = []
     for k in (1, strong_k):
         c = findings.compare("saturating", last[k, True]["fid"], "non-saturating", last[k, False]["fid"])
@@ -307,7 +309,8 @@ else:
                         f"({cellf(last[k, True]['fid'], 1)} against {cellf(last[k, False]['fid'], 1)}, "
                         f"{report.p_text(c.a_values, c.b_values)})")
     lc = long_runs[1, False][0].cfg  # the four groups share every setting but the loss and k
-    collapsed = [f"{name(key)}, {cellf(last[key]['top_class_share'], 2)}"
+    collapsed = [f"{name(key)}, {cellf(last[key]['top_class_share'], 2)} "
+                 f"({collapse.digits_text(tops[key], len(long_runs[key]))})"
                  for key in order if np.mean(last[key]["top_class_share"]) > findings.COLLAPSE_SHARE]
     long_find = (f"Trained for {follow.objective_epochs} epochs (β1 = {lc.beta1}, batch {lc.batch_size}, as the runs above), "
                  + "; ".join(verdicts) + "."
@@ -319,7 +322,7 @@ else:
                          "{numref}`fig-obj-long` follows them through training.\n\n"
                          f"```{{table}} {long_caption}\n:name: tab-obj-long\n\n"
                          + report.markdown_table(["generator loss, regime", "FID ↓", "Inception Score ↑",
-                                                  "most frequent digit's share"], rows)
+                                                  "most frequent digit's share", "that digit"], rows)
                          + "\n```\n\n```{glue:figure} obj_long_fig\n:name: fig-obj-long\n\n"
                          f"Sample quality of the four settings over {follow.objective_epochs} epochs: every seed (thin) and "
                          "the mean (thick).\n```")

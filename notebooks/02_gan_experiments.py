@@ -71,7 +71,7 @@ from IPython.display import Markdown, display
 
 import numpy as np
 import torch
-from mnistgen import evaluate, findings, plots, report
+from mnistgen import collapse, evaluate, findings, plots, report
 from mnistgen.config import make_config
 from mnistgen.steps import updates
 from mnistgen.train import fixed_noise
@@ -302,10 +302,13 @@ report.glue_figure("gan_quality", plots.quality_curves({f"β1 = {cfg.beta1}, bat
 
 # %% tags=["hide-input"]
 setting = report.setting_name
+# Which digit each seed's last check crowds onto (the history records only its share): collapse.py
+tops = {setting(r): collapse.top_digits(r["runs"], judge) for r in sweep}
 header = ["β1", "batch size", "updates", "lowest FID (epoch)", "final FID ↓", "final Inception Score ↑",
-          "most frequent digit's share"]
+          "most frequent digit's share", "that digit"]
 rows = [[r["beta1"], r["batch_size"], f"{updates(r['runs'][0].cfg):,}", report.lowest_text(r, short=True),
-         report.cell(r, "fid", 1), report.cell(r, "inception_score", 2), report.cell(r, "top_class_share", 2)] for r in sweep]
+         report.cell(r, "fid", 1), report.cell(r, "inception_score", 2), report.cell(r, "top_class_share", 2),
+         collapse.digits_cell(tops[setting(r)], len(r["runs"]))] for r in sweep]
 for row, r in zip(rows, sweep):
     if r is chosen:
         row[0] = f"**{row[0]}** (picked)"
@@ -313,7 +316,8 @@ caption = (f"The sweep after {sweep[0]['epochs']} epochs: mean ± sd over {len(e
            f"{cfg.quality_samples:,} samples each, first yardstick, FID against the validation split. Picked: the "
            "lowest mean final FID. The lowest FID is each seed's minimum over its quality checks (in brackets, the "
            "epochs where the seeds reached it): it says when a setting was at its best, and as a minimum of noisy "
-           "checks it is optimistic.")
+           "checks it is optimistic. That digit: the most frequent one among each seed's last-check samples (a "
+           "number where every seed's is the same).")
 report.glue_markdown("gan_sweep_table", f"```{{table}} {caption}\n:name: tab-gan-sweep\n\n"
                      + report.markdown_table(header, rows) + "\n```")
 groups = {setting(r): [x.history for x in r["runs"]] for r in sweep}
@@ -328,7 +332,8 @@ report.glue_figure("gan_sweep_samples", plots.image_rows(rows, [f"{setting(r)} (
 # The sweep at equal updates and by trend (findings.py: each sentence from a test over seeds).
 from mnistgen import edition
 
-found = findings.sweep_findings(sweep, setting(chosen))
+found = findings.sweep_findings(sweep, setting(chosen),
+                                {n: collapse.digits_text(t, len(ev.seeds)) for n, t in tops.items()})
 report.glue_text("gan_factors", found["factors"])
 report.glue_text("gan_trend", found["trend"])
 header, rows = findings.equal_updates_rows(findings.sweep_settings(sweep), setting(chosen))

@@ -39,6 +39,15 @@ def test_equal_updates_find_a_tie_where_equal_epochs_find_a_batch_size_effect():
     text = findings.factor_sentence([s64, s128])
     assert "the batch size makes no measurable difference" in text
     assert "one of training length" in text
+    # the findings box's short form: each comparison with its means and Welch's p, scoped to its updates
+    short = findings.factor_summary([s64, s128])
+    at64, at128 = findings.at_updates(s64, 2000)[1], findings.at_updates(s128, 2000)[1]
+    from mnistgen.report import values_text
+
+    c = findings.compare(s64.name, at64, s128.name, at128)
+    assert (f"the batch size makes no measurable difference (at β1 = 0.9, {values_text(at64, 1)} with batch 64 against "
+            f"{values_text(at128, 1)} with batch 128, p = {c.p:.2g}: not measurably different)") in short
+    assert "differ at equal epochs (20; p < 0.001) but not measurably at 2,000 updates: at this length" in short
     pick = findings.pick_sentence([s64, s128], s128.name)
     assert "measurably below the next" in pick
 
@@ -121,6 +130,10 @@ def test_the_sweep_findings_are_computed_from_the_histories():
     assert report.lowest_text(late) == "61.5 ± 1.3 at epoch 10"
     assert found["collapse"].startswith("In 1 setting one digit made up more than 0.5 of the samples")
     assert found["collapse"].endswith("β1 = 0.5, batch 128 (0.60 ± 0.01).")
+    named = findings.sweep_findings([late, flat], "β1 = 0.9, batch 128",
+                                    {"β1 = 0.5, batch 128": "the digit 1 in 4 of 4 seeds", "β1 = 0.9, batch 128": "x"})
+    assert named["collapse"].endswith("β1 = 0.5, batch 128 (0.60 ± 0.01; the digit 1 in 4 of 4 seeds).")
+    assert "x)" not in named["collapse"]  # a setting under the threshold is not named
     calm = findings.sweep_findings([flat], "β1 = 0.9, batch 128")
     assert calm["collapse"].startswith("In no setting did one digit")
     assert calm["trend"].startswith("Over the last third of its checks (epochs 20–40) the pick (β1 = 0.9, batch 128) "
@@ -144,6 +157,19 @@ def test_the_longer_run_is_compared_at_equal_updates_and_as_a_second_sample_at_t
     drifted = findings.Setting(s128.name, 0.9, 128, [history(40, 100, 500 + s, curve=lambda u: fid_at(u) + 40)
                                                      for s in range(5)], 100)
     assert "above the sweep's" in findings.long_sentence(drifted, s128, s64)
+    assert "does not hold" not in text  # the tie at 2,000 updates holds at 4,000 on one curve
+
+
+def test_the_longer_run_says_where_the_equal_updates_tie_breaks():
+    """Batch 128 trained longer leaves batch 64's curve after the sweep's 2,000 updates (it gets worse
+    faster): the tie at the sweep's updates does not hold at twice as many, and the sentence says so."""
+    s128, s64 = setting(0.9, 128), setting(0.9, 64)
+    steeper = lambda u: fid_at(u) + (0 if u <= 2000 else 0.1 * (u - 2000))  # noqa: E731
+    long = findings.Setting(s128.name, 0.9, 128, [history(40, 100, 500 + s, curve=steeper) for s in range(5)], 100)
+    text = findings.long_sentence(long, s128, s64)
+    assert "above β1 = 0.9, batch 64 at as many updates" in text
+    assert ("At 2,000 updates the two were not measurably different (p = ") in text
+    assert "at 4,000 they are: what held at 2,000 updates does not hold at twice as many." in text
 
 
 def test_the_longer_run_says_where_its_losses_part_from_the_sweeps():

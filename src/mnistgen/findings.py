@@ -19,7 +19,7 @@ check, ``fid``), so tests feed them crafted ones; nothing here reads files or tr
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,30 +125,60 @@ def _effect_text(cs: list[Comparison], what: str) -> str:
     return f"{head} ({'; '.join(parts)})"
 
 
-def _effect_short(cs: list[Comparison], what: str, other: str) -> str:
-    """'β1 matters at both batch sizes' / 'the batch size matters at 1 of 2 values of β1' / '... does not'."""
+def _effect_short(cs: list[Comparison], by: dict[str, Setting], factor: str) -> str:
+    """'β1 = 0.9 is lower at both batch sizes (at batch 64: 117 ± 11 against 340 ± 30, p < 0.001; ...)',
+    'the batch size matters at 1 of the 2 values of β1 (...)', or that it makes no measurable difference:
+    each comparison of settings that differ in ``factor`` alone ('beta1' or 'batch'), means and p beside it."""
+    what, other = ("β1", "batch sizes") if factor == "beta1" else ("the batch size", "values of β1")
+
+    def level(s: Setting) -> str:
+        return f"β1 = {s.beta1}" if factor == "beta1" else f"batch {s.batch_size}"
+
+    def where(s: Setting) -> str:
+        return f"batch {s.batch_size}" if factor == "beta1" else f"β1 = {s.beta1}"
+
+    parts, winners = [], set()
+    for c in cs:
+        a, b = by[c.a], by[c.b]
+        if c.verdict == "indistinguishable":
+            parts.append(f"at {where(a)}, {values_text(c.a_values, 1)} with {level(a)} against "
+                         f"{values_text(c.b_values, 1)} with {level(b)}, {_p_short(c)}: not measurably different")
+            continue
+        (lo, lo_v), (hi, hi_v) = ((a, c.a_values), (b, c.b_values)) if c.verdict == "better" else \
+            ((b, c.b_values), (a, c.a_values))
+        winners.add(level(lo))
+        parts.append(f"at {where(a)}, {values_text(lo_v, 1)} with {level(lo)} against {values_text(hi_v, 1)} with "
+                     f"{level(hi)}, {_p_short(c)}")
     found = sum(c.verdict != "indistinguishable" for c in cs)
     if not found:
-        return f"{what} makes no measurable difference"
-    where = (("both" if len(cs) == 2 else f"all {len(cs)}") if found == len(cs) else f"{found} of the {len(cs)}")
-    return f"{what} matters at {where} {other}"
+        head = f"{what} makes no measurable difference"
+    elif found == len(cs) and len(winners) == 1:
+        head = f"{winners.pop()} is lower at {'both' if len(cs) == 2 else f'all {len(cs)}'} {other}"
+    else:
+        head = f"{what} matters at {found} of the {len(cs)} {other}"
+    return f"{head} ({'; '.join(parts)})"
 
 
 def factor_summary(settings: Sequence[Setting], key: str = "fid", lead: str | None = None) -> str:
-    """``factor_sentence`` in short, without the numbers (for a findings box); ``lead`` replaces its
-    opening "at equal generator updates (N)" where the sentence before has just named them."""
+    """``factor_sentence`` in short, for a findings box: each factor's effect at equal updates with
+    its means and Welch's p beside it; ``lead`` replaces its opening "at equal generator updates (N)"
+    where the sentence before has just named them."""
     n = common_updates(settings)
+    by = {s.name: s for s in settings}
     at = {s.name: at_updates(s, n, key)[1] for s in settings}
     end = {s.name: finals(s, key) for s in settings}
     eq_upd, eq_ep = factor_effects(settings, at), factor_effects(settings, end)
-    text = (f"{lead or f'at equal generator updates ({n:,})'} {_effect_short(eq_upd['beta1'], 'β1', 'batch sizes')} "
-            f"and {_effect_short(eq_upd['batch'], 'the batch size', 'values of β1')}")
+    seeds = len(settings[0].histories)
+    text = (f"{lead or f'at equal generator updates ({n:,})'} (Welch's t-test over {seeds} seeds a setting) "
+            f"{_effect_short(eq_upd['beta1'], by, 'beta1')} and {_effect_short(eq_upd['batch'], by, 'batch')}")
     length = [c for c, u in zip(eq_ep["batch"], eq_upd["batch"])
               if c.verdict != "indistinguishable" and u.verdict == "indistinguishable"]
     if length:
-        text += (". " + " and ".join(f"{c.a} against {c.b}" for c in length) + " differ at equal epochs but not "
-                 "measurably at equal updates: that difference is one of training length (the smaller batch makes "
-                 "more updates an epoch)")
+        epochs = {by[name].histories[0][-1]["epoch"] for c in length for name in (c.a, c.b)}
+        text += (". " + " and ".join(f"{c.a} against {c.b}" for c in length) + " differ at equal epochs ("
+                 + ", ".join(map(str, sorted(epochs))) + f"; {'; '.join(_p_short(c) for c in length)}) but not "
+                 f"measurably at {n:,} updates: at this length that difference is one of training length (the "
+                 "smaller batch makes more updates an epoch)")
     return text
 
 
@@ -171,7 +201,8 @@ def factor_sentence(settings: Sequence[Setting], key: str = "fid") -> str:
     if length_only:
         text += (" At equal epochs the batch size does differ (" + "; ".join(
             f"{c.a if c.verdict == 'better' else c.b} lower, {_p_short(c)}" for c in length_only)
-            + "), so that difference is one of training length: a batch of 64 has made twice the updates.")
+            + f"), so at {n:,} updates that difference is one of training length: the smaller batch has made more "
+            "updates.")
     return text
 
 
@@ -302,7 +333,8 @@ def equal_updates_rows(settings: Sequence[Setting], picked: str) -> tuple[list[s
     return header, rows
 
 
-def sweep_findings(sweep: Sequence[dict[str, Any]], picked: str) -> dict[str, str]:
+def sweep_findings(sweep: Sequence[dict[str, Any]], picked: str,
+                   digits: Mapping[str, str] | None = None) -> dict[str, str]:
     """What the GAN sweep shows, each a sentence computed from its rows (``evaluate.gan_sweep``'s,
     with their runs) and tested over seeds, so a page says it under any profile:
 
@@ -310,8 +342,10 @@ def sweep_findings(sweep: Sequence[dict[str, Any]], picked: str) -> dict[str, st
     - ``factors``: which of beta1 and the batch size matters at equal updates (``factor_sentence``);
     - ``trend``: whether the pick is still improving or getting worse (``trend_sentence``);
     - ``early``: which setting is best at its lowest validation FID, and after how many updates;
-    - ``collapse``: the settings whose most frequent digit is over ``COLLAPSE_SHARE`` of their samples.
+    - ``collapse``: the settings whose most frequent digit is over ``COLLAPSE_SHARE`` of their samples,
+      each with ``digits[setting]`` (which digit that is, ``collapse.digits_text``) where given.
     """
+    digits = digits or {}
     settings = sweep_settings(sweep)
     by = {s.name: s for s in settings}
     low = {s.name: lowest(s) for s in settings}
@@ -324,14 +358,14 @@ def sweep_findings(sweep: Sequence[dict[str, Any]], picked: str) -> dict[str, st
              f"lowest mean ({values_text(v, 1)}, after {_span(where)} updates{against})"
              + (", the setting the rule picks." if early_best.name == picked else
                 ", not the setting the rule picks at the end of training."))
-    from .report import cell
+    from .report import cell, setting_name
 
     collapsed = [r for r in sweep if r["top_class_share"] > COLLAPSE_SHARE]
     collapse = ((f"In {len(collapsed)} setting{'s' * (len(collapsed) > 1)} one digit made up more than {COLLAPSE_SHARE:g} "
                  "of the samples at the end "
                  "(the threshold for a collapse used here; balanced digits: 0.1): "
-                 + ", ".join(f"{next(s.name for s in settings if s.beta1 == r['beta1'] and s.batch_size == r['batch_size'])}"
-                             f" ({cell(r, 'top_class_share', 2)})" for r in collapsed) + ".")
+                 + ", ".join(f"{(n := setting_name(r))} ({cell(r, 'top_class_share', 2)}"
+                             + (f"; {digits[n]}" if n in digits else "") + ")" for r in collapsed) + ".")
                 if collapsed else f"In no setting did one digit make up more than {COLLAPSE_SHARE:g} of the samples "
                                   "(the threshold for a collapse used here; balanced digits: 0.1).")
     try:
@@ -375,6 +409,14 @@ def long_sentence(long: Setting, same: Setting, reference: Setting) -> str:
             f"{values_text(at, 1)}, {word} {reference.name} at as many updates ({values_text(ref, 1)}, epoch "
             f"{ref_epoch}; {p_text(at, ref)}). Its lowest check is {values_text(lows, 1)} after {_span(where)} updates"
             + ("." if epoch == long.epochs else f", and at the end it is at {values_text(finals(long), 1)}."))
+    # The sweep's equal-updates verdict holds at the sweep's updates only: say where the longer run changes it.
+    n0 = min(same.updates, reference.updates)
+    before = compare(same.name, at_updates(same, n0)[1], reference.name, at_updates(reference, n0)[1])
+    if n > n0 and (before.verdict == "indistinguishable") != (c.verdict == "indistinguishable"):
+        was = "not measurably different" if before.verdict == "indistinguishable" else "different"
+        text += (f" At {n0:,} updates the two were {was} ({_p_short(before)}); at {n:,} they "
+                 + ("are not: " if c.verdict == "indistinguishable" else "are: ")
+                 + f"what held at {n0:,} updates does not hold at {'twice' if n == 2 * n0 else f'{n / n0:.2g} times'} as many.")
     try:
         text += " " + trend_sentence("the longer run", trend(long.histories))
     except ValueError:

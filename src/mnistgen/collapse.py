@@ -1,0 +1,95 @@
+"""Which digit a GAN's samples crowd onto.
+
+The quality check recorded during training keeps the share of the most frequent digit
+(``top_class_share``), not which digit that is: the share says a generator crowds onto one digit,
+the digit says onto which. Training code is frozen with the shipped edition, so the digit is found
+afterwards: the samples of a run's last quality check are drawn again from its final weights (the
+same noise, ``evaluators.QUALITY_SEED``, and the same number, ``quality_samples``) and classified by
+the judge that scored them during training. The recomputed share is returned beside the digit, so a
+caller can see that these are the samples the history scored (on the machine that trained them it
+is the recorded share exactly; tests/test_collapse.py checks that on a trained run).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from . import metrics
+from .evaluators import QUALITY_SEED
+from .runs import Run
+from .train import to_uint8
+
+
+@dataclass(frozen=True)
+class TopDigit:
+    """The most frequent digit among one run's last quality-check samples, and its share."""
+
+    seed: int
+    digit: int
+    share: float
+
+
+@torch.no_grad()
+def last_check_samples(run: Run) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The samples ``run``'s last quality check scored, drawn again from its final weights: uint8
+    (quality_samples, 28, 28) on the CPU, and the requested digits for an AC-GAN (``evaluators``
+    draws them the same way, with every seed of a batch at once)."""
+    cfg, G, device = run.cfg, run.models["G"].eval(), run.device
+    n = cfg.quality_samples
+    g = torch.Generator(device=device).manual_seed(QUALITY_SEED)
+    z = torch.randn(n, cfg.z_dim, generator=g, device=device)
+    labels = torch.arange(n, device=device) % cfg.n_classes if cfg.model == "acgan" else None
+    x = G(z) if labels is None else G(z, labels)
+    return to_uint8(x).reshape(n, 28, 28), None if labels is None else labels.cpu()
+
+
+def top_digit(run: Run, judge: Run) -> TopDigit | None:
+    """The most frequent digit (under ``judge``) of ``run``'s last quality check; None where the run's
+    generator weights are not at hand (a shipped part without them) or it records no quality check."""
+    cfg = run.cfg
+    if cfg.model not in ("gan", "acgan") or not getattr(cfg, "quality_every", 0) or "G" not in run.models:
+        return None
+    images, _ = last_check_samples(run)
+    probs, _ = metrics.classify(judge.models["net"], images)
+    counts = torch.bincount(probs.argmax(1), minlength=probs.shape[1])
+    return TopDigit(cfg.seed, int(counts.argmax()), float(counts.max()) / len(images))
+
+
+def top_digits(runs: Sequence[Run], judge: Run) -> list[TopDigit]:
+    """:func:`top_digit` of every run whose generator is at hand."""
+    return [t for r in runs if (t := top_digit(r, judge)) is not None]
+
+
+def digits_text(tops: Sequence[TopDigit], n_runs: int) -> str:
+    """Which digit the seeds crowd onto, most seeds first: "the digit 1 in 5 of 5 seeds", "the digit
+    1 in 3 of 5 seeds, 7 in 2"; where only some of the ``n_runs`` seeds' generators are at hand, it
+    says of which seeds it speaks ("the digit 1 in seed 0, the only seed whose generator is shipped")."""
+    if not tops:
+        return "which digit is not known: no seed's generator is shipped"
+    ranked = sorted(Counter(t.digit for t in tops).items(), key=lambda dc: (-dc[1], dc[0]))
+    (d, c), rest = ranked[0], ranked[1:]
+    more = "".join(f", {d2} in {c2}" for d2, c2 in rest)
+    if len(tops) == n_runs:
+        return f"the digit {d} in {c} of {n_runs} seeds{more}"
+    if len(tops) == 1:
+        return f"the digit {d} in seed {tops[0].seed}, the only one of {n_runs} seeds whose generator is shipped"
+    return f"the digit {d} in {c} of the {len(tops)} seeds (of {n_runs}) whose generator is shipped{more}"
+
+
+def digits_cell(tops: Sequence[TopDigit], n_runs: int) -> str:
+    """:func:`digits_text` for a table cell: "1" where every seed's is the digit 1, "1 (3 of 5), 7 (2)"
+    where they differ, "1 (seed 0 only)" where one seed's generator is at hand, "–" where none is."""
+    if not tops:
+        return "–"
+    ranked = sorted(Counter(t.digit for t in tops).items(), key=lambda dc: (-dc[1], dc[0]))
+    if len(tops) < n_runs:
+        seeds = ", ".join(str(t.seed) for t in tops)
+        return ", ".join(str(d) for d, _ in ranked) + f" (seed{'s' * (len(tops) > 1)} {seeds} only)"
+    if len(ranked) == 1:
+        return str(ranked[0][0])
+    (d, c), rest = ranked[0], ranked[1:]
+    return f"{d} ({c} of {n_runs}), " + ", ".join(f"{d2} ({c2})" for d2, c2 in rest)

@@ -1,0 +1,52 @@
+"""Which digit a GAN crowds onto (``mnistgen.collapse``): the samples it classifies are the ones the
+last quality check of training scored (oracle: that check's own FID and share in the history), and
+the sentences and cells say which seeds they speak of."""
+
+import pytest
+
+from mnistgen import collapse, evaluate, metrics
+from mnistgen.collapse import TopDigit
+from mnistgen.config import make_config
+from mnistgen.data import load_mnist
+
+
+@pytest.mark.parametrize("model", ["gan", "acgan"])
+def test_the_last_checks_samples_are_the_ones_training_scored(model, data_root):
+    ev = make_config("evaluation", "smoke", seeds=[0, 1])
+    judge = evaluate.classifier_run("smoke", "lenet", progress=False)
+    runs = evaluate.model_runs(model, "smoke", ev, judge)
+    valid = load_mnist(data_root, True).split(runs[0].cfg.validation)[1]
+    _, valid_features = metrics.classify(judge.models["net"], valid.images)
+    for run in runs:
+        last = run.history[-1]
+        images, labels = collapse.last_check_samples(run)
+        again = metrics.sample_quality(judge.models["net"], images, valid_features, labels)
+        # the same images up to a pixel's rounding (one seed alone against the batch of seeds): other
+        # samples of the same generator move a 200-sample FID by percents
+        assert again["fid"] == pytest.approx(last["fid"], rel=1e-4)
+        top = collapse.top_digit(run, judge)
+        assert top is not None and top.seed == run.cfg.seed
+        assert abs(top.share - last["top_class_share"]) <= 1 / len(images)  # one argmax may move in a tie
+        assert abs(again["top_class_share"] - top.share) == 0
+
+
+def test_a_run_without_its_generator_has_no_digit():
+    judge = evaluate.classifier_run("smoke", "lenet", progress=False)
+    assert collapse.top_digit(judge, judge) is None  # a classifier samples nothing
+    assert collapse.digits_text([], 5) == "which digit is not known: no seed's generator is shipped"
+    assert collapse.digits_cell([], 5) == "–"
+
+
+def test_the_text_and_the_cell_say_which_seeds_they_speak_of():
+    same = [TopDigit(s, 1, 0.5) for s in range(5)]
+    assert collapse.digits_text(same, 5) == "the digit 1 in 5 of 5 seeds"
+    assert collapse.digits_cell(same, 5) == "1"
+    mixed = [TopDigit(0, 7, 0.6), TopDigit(1, 1, 0.5), TopDigit(2, 1, 0.5), TopDigit(3, 4, 0.4), TopDigit(4, 1, 0.5)]
+    assert collapse.digits_text(mixed, 5) == "the digit 1 in 3 of 5 seeds, 4 in 1, 7 in 1"
+    assert collapse.digits_cell(mixed, 5) == "1 (3 of 5), 4 (1), 7 (1)"
+    one = [TopDigit(0, 1, 0.99)]
+    assert collapse.digits_text(one, 5) == "the digit 1 in seed 0, the only one of 5 seeds whose generator is shipped"
+    assert collapse.digits_cell(one, 5) == "1 (seed 0 only)"
+    some = [TopDigit(0, 1, 0.9), TopDigit(3, 2, 0.9), TopDigit(4, 1, 0.9)]
+    assert collapse.digits_text(some, 5) == "the digit 1 in 2 of the 3 seeds (of 5) whose generator is shipped, 2 in 1"
+    assert collapse.digits_cell(some, 5) == "1, 2 (seeds 0, 3, 4 only)"
