@@ -81,7 +81,7 @@ from IPython.display import Markdown, display
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from mnistgen import evaluate, plots, report
+from mnistgen import collapse, edition, evaluate, objective, plots, report
 from mnistgen.config import make_config
 from mnistgen.runs import get_runs
 from mnistgen.train import fixed_noise
@@ -95,9 +95,16 @@ for k in (1, strong_k):
         cfg = make_config("gan", profile, saturating=saturating, k=k, epochs=epochs, device=device, quality_every=0)
         every[k, saturating] = get_runs(cfg, profile, list(ev.seeds), log_steps=True)
 runs = {s: every[1, s] for s in (False, True)}
+# The four settings trained long enough for sample quality to rank them: follow-up groups of the
+# profile (None while a group is pending in an installed edition).
+follow = make_config("followup", profile)
+long_groups = {(k, sat): f"gan objective saturating={sat} k={k} epochs={follow.objective_epochs}"
+               for k in (1, strong_k) for sat in (False, True)} if follow.objective_epochs else {}
+long_runs = {key: edition.group_runs(profile, g, device) for key, g in long_groups.items()}
 report.glue_text("obj_n_seeds", str(len(ev.seeds)))
 report.glue_text("obj_strong_k", str(strong_k))
-display(Markdown(report.provenance("gan_objective", profile, params, [judge] + [r for rs in every.values() for r in rs])))
+display(Markdown(report.provenance("gan_objective", profile, params,
+                                   [judge] + [r for rs in [*every.values(), *long_runs.values()] if rs for r in rs])))
 
 
 def steps(run, key):
@@ -219,8 +226,7 @@ print("generator-gradient norm ratio (non-saturating / saturating) over the firs
 # :format: myst
 # ```
 #
-# **What this chapter showed.** {glue:text}`obj_summary` The rest of this report uses the
-# non-saturating loss, as the paper does.
+# **What this chapter showed.** {glue:text}`obj_summary` {glue:text}`obj_ending`
 
 # %% tags=["hide-input"]
 first = {key: rs[0] for key, rs in every.items()}
@@ -270,18 +276,11 @@ else:
     lesson = (f"Even with k = {strong_k} the discriminator does not win within {epochs} epochs, so these runs do not "
               "reach the regime the argument is about.")
 report.glue_text("obj_reading", f"{r1} {r5} {lesson}")
-conclusion = report.glue_text("obj_conclusion", f"{cellf(ratio_all[1], 1)} times smaller than the non-saturating loss's in the paper's "
-                 f"regime and {cellf(ratio_all[strong_k], 1)} times smaller with the discriminator kept ahead (k = {strong_k}); "
-                 + lesson[0].lower() + lesson[1:])
+conclusion = report.glue_text("obj_conclusion", f"{cellf(ratio_all[1], 1)} times smaller than the non-saturating loss's "
+                              f"in the paper's regime and {cellf(ratio_all[strong_k], 1)} times smaller with the "
+                              f"discriminator kept ahead (k = {strong_k}).")
 
-# The four settings trained long enough for sample quality to rank them: follow-up groups of the
-# profile (pending until shipped); the conclusion rests on their samples, not on D(G(z)).
-from mnistgen import collapse, edition, findings  # noqa: E402
-
-follow = make_config("followup", profile)
-long_groups = {(k, sat): f"gan objective saturating={sat} k={k} epochs={follow.objective_epochs}"
-               for k in (1, strong_k) for sat in (False, True)} if follow.objective_epochs else {}
-long_runs = {key: edition.group_runs(profile, g, device) for key, g in long_groups.items()}
+# The longer runs: objective.py computes what they show (every comparison tested over seeds).
 report.glue_text("obj_long_epochs", str(follow.objective_epochs or "more"))
 if not long_runs or any(rs is None for rs in long_runs.values()):
     missing = [g for key, g in long_groups.items() if long_runs[key] is None]
@@ -290,42 +289,38 @@ if not long_runs or any(rs is None for rs in long_runs.values()):
                     "differ by FID in at least one regime (above)")
                  + "; whether they differ once trained longer is the question of follow-up groups of runs not in this "
                  "edition yet.")
+    ending = "The rest of this report uses the non-saturating loss, as the paper does."
     report.glue_markdown("obj_long", edition.pending_text(profile, *missing) if missing else
                          "This profile names no longer objective runs (its followup section).")
 else:
-    last = {key: {m: [findings.quality_checks(r.history, m)[-1][1] for r in rs]
-                  for m in ("fid", "inception_score", "top_class_share")} for key, rs in long_runs.items()}
     tops = {key: collapse.top_digits(rs, judge) for key, rs in long_runs.items()}  # the history records only the share
-    rows = [[name(key)] + [cellf(last[key][m], d) for m, d in (("fid", 1), ("inception_score", 2), ("top_class_share", 2))]
-            + [collapse.digits_cell(tops[key], len(long_runs[key]))] for key in order]
-    long_caption = (f"The four settings after {follow.objective_epochs} epochs: mean ± sd over {len(ev.seeds)} seeds of the "
-                    "last quality check (first yardstick, validation split). That digit: the most frequent one "
-                    "among the last check's samples of the seeds whose generator is shipped.")
-    verdicts = []
-    for k in (1, strong_k):
-        c = findings.compare("saturating", last[k, True]["fid"], "non-saturating", last[k, False]["fid"])
-        word = {"worse": "worse than", "better": "better than", "indistinguishable": "not measurably different from"}[c.verdict]
-        verdicts.append(f"with k = {k} the saturating loss's samples are {word} the non-saturating one's by FID "
-                        f"({cellf(last[k, True]['fid'], 1)} against {cellf(last[k, False]['fid'], 1)}, "
-                        f"{report.p_text(c.a_values, c.b_values)})")
+    settings = {key: objective.LossRuns(key[1], key[0], [r.history for r in rs],
+                                        collapse.digits_text(tops[key], len(rs)), collapse.digits_cell(tops[key], len(rs)))
+                for key, rs in long_runs.items()}
     lc = long_runs[1, False][0].cfg  # the four groups share every setting but the loss and k
-    collapsed = [f"{name(key)}, {cellf(last[key]['top_class_share'], 2)} "
-                 f"({collapse.digits_text(tops[key], len(long_runs[key]))})"
-                 for key in order if np.mean(last[key]["top_class_share"]) > findings.COLLAPSE_SHARE]
-    long_find = (f"Trained for {follow.objective_epochs} epochs (β1 = {lc.beta1}, batch {lc.batch_size}, as the runs above), "
-                 + "; ".join(verdicts) + "."
-                 + (f" One digit makes up more than {findings.COLLAPSE_SHARE:g} of the samples (the collapse threshold "
-                    "used here; balanced digits: 0.1) in " + "; ".join(collapsed) + "." if collapsed else ""))
+    found = objective.long_findings(settings, follow.objective_epochs, lc.beta1, lc.batch_size)
+    long_find, ending = found.text, found.ending
+    long_caption = (f"The four settings after {follow.objective_epochs} epochs: mean ± sd over {len(ev.seeds)} seeds of the "
+                    "last quality check (first yardstick, validation split), and of each seed's lowest FID check (the "
+                    "epochs where the seeds reached it). That digit: the most frequent one among the last check's "
+                    "samples of the seeds whose generator is shipped.")
     report.glue_figure("obj_long_fig", plots.quality_curves({name(key): [r.history for r in long_runs[key]] for key in order}),
                        profile)
-    report.glue_markdown("obj_long", f"{long_find} {{numref}}`tab-obj-long` lists the last checks and "
-                         "{numref}`fig-obj-long` follows them through training.\n\n"
+    z_long = fixed_noise(10, lc.z_dim, long_runs[1, False][0].device)
+    with torch.no_grad():  # seed 0 of each setting: its generator is shipped
+        report.glue_figure("obj_long_samples", plots.image_rows([long_runs[key][0].models["G"](z_long) for key in order],
+                                                                [name(key) for key in order]), profile)
+    report.glue_markdown("obj_long", f"{long_find} {{numref}}`tab-obj-long` lists the checks, "
+                         "{numref}`fig-obj-long` follows them through training and {numref}`fig-obj-long-samples` "
+                         "shows what each setting draws at the end.\n\n"
                          f"```{{table}} {long_caption}\n:name: tab-obj-long\n\n"
-                         + report.markdown_table(["generator loss, regime", "FID ↓", "Inception Score ↑",
-                                                  "most frequent digit's share", "that digit"], rows)
+                         + report.markdown_table(found.header, found.rows)
                          + "\n```\n\n```{glue:figure} obj_long_fig\n:name: fig-obj-long\n\n"
                          f"Sample quality of the four settings over {follow.objective_epochs} epochs: every seed (thin) and "
-                         "the mean (thick).\n```")
+                         "the mean (thick).\n```\n\n```{glue:figure} obj_long_samples\n:name: fig-obj-long-samples\n\n"
+                         f"Samples from the same fixed noise after {follow.objective_epochs} epochs, seed 0: one row per "
+                         "loss and regime.\n```")
 report.glue_text("obj_long_find", long_find)
+report.glue_text("obj_ending", ending)
 _ = report.glue_text("obj_summary", f"Measured from the same start, the saturating loss's gradient for the generator was "
                      f"{conclusion} {long_find}")
