@@ -204,7 +204,7 @@ for r in runs:
 # against the validation split, Inception Score (mean of 10 splits), and the share of samples it assigns to the most
 # frequent digit. That share is 0.1 for balanced digits and rises when the generator collapses
 # onto a few of them ({numref}`fig-gan-quality`). At the end: FID {glue:text}`gan_q_fid`,
-# most frequent digit {glue:text}`gan_q_top` of the samples. These FIDs are not the evaluation
+# most frequent digit ({glue:text}`gan_q_top_digit`) {glue:text}`gan_q_top` of the samples. These FIDs are not the evaluation
 # chapter's: they use {glue:text}`gan_quality_samples` samples against the validation split, cheap
 # enough to repeat during training, and FID estimated from fewer samples is biased upward; the
 # evaluation chapter reports {glue:text}`gan_eval_samples` samples against the test set.
@@ -221,6 +221,7 @@ report.glue_text("gan_quality_every", str(cfg.quality_every))
 report.glue_text("gan_eval_samples", f"{ev.n_samples:,}")
 report.glue_mean_sd("gan_q_fid", [r.history[-1]["fid"] for r in runs], 1)
 report.glue_mean_sd("gan_q_top", [r.history[-1]["top_class_share"] for r in runs], 2)
+report.glue_text("gan_q_top_digit", collapse.digits_text(collapse.top_digits(runs, judge), len(runs)))
 report.glue_figure("gan_quality", plots.quality_curves({f"β1 = {cfg.beta1}, batch {cfg.batch_size}":
                                                         [r.history for r in runs]}), profile)
 

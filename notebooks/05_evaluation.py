@@ -75,7 +75,7 @@ from IPython.display import Markdown, display
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from mnistgen import evaluate, plots, report
+from mnistgen import collapse, evaluate, plots, report
 from mnistgen.config import make_config
 from mnistgen.data import VALIDATION_SIZE, load_mnist, to_unit
 from mnistgen.runs import DATA_ROOT, RESULTS_ROOT, atomic_write_json
@@ -315,13 +315,13 @@ report.glue_figure("eval_side", plots.image_rows([side[m][i * 10:(i + 1) * 10] f
 report.glue_number("real_test_is", real[names[0]]["test_inception_score"], 2)
 fig, ax = plt.subplots(figsize=(plots.COLUMN_IN, 3.4))
 width = 0.2
-mean_shares = {}
+mean_shares, shares_by = {}, {}
 for i, (name, hists) in enumerate([("real (train)", [real[names[0]]["class_histogram"]])] +
                                   [(label[m], [x["class_histogram"] for x in by_judge[m][names[0]]]) for m in runs]):
     shares = np.array([np.asarray(h, float) / np.sum(h) for h in hists])
     err = shares.std(0, ddof=1) if len(shares) > 1 else None
     ax.bar(np.arange(10) + (i - 1.5) * width, shares.mean(0), width, yerr=err, capsize=2, label=name)
-    mean_shares[name] = shares.mean(0)
+    mean_shares[name], shares_by[name] = shares.mean(0), shares
 ax.axhline(0.1, color="gray", ls="--", lw=1)
 ax.set_xticks(range(10))
 ax.set_xlabel("digit predicted by the classifier")
@@ -332,18 +332,13 @@ report.glue_figure("eval_classes", fig, profile)
 
 
 def off_share(model):
-    """The digits a model draws at under 3/4 or over 4/3 of the real data's share, as text."""
-    real_share, own = mean_shares["real (train)"], mean_shares[model]
-    pct = lambda d: f"{d}s ({100 * own[d]:.0f}% against {100 * real_share[d]:.0f}%)"
-    few = [pct(d) for d in range(10) if own[d] < 0.75 * real_share[d]]
-    many = [pct(d) for d in range(10) if own[d] > real_share[d] / 0.75]
-    if not few and not many:
-        return f"the {model} draws every digit within a quarter of its share in the data"
-    return f"the {model} draws " + "; ".join(p for p in (("too few " + ", ".join(few)) if few else "",
-                                                         ("too many " + ", ".join(many)) if many else "") if p)
+    """The digits a model draws at under 3/4 or over 4/3 of the real data's share (t-test over seeds), as text."""
+    return collapse.off_shares(model, shares_by[model], mean_shares["real (train)"])
 
 
-_ = report.glue_text("eval_modes", "Against the training images' own shares (the first bars), "
+_ = report.glue_text("eval_modes", "Against the training images' own shares (the first bars; a digit counts as drawn too "
+                     "rarely or too often where its mean share is under 3/4 or over 4/3 of the data's and a one-sample "
+                     f"t-test over the {len(ev.seeds)} seeds puts it away from the data's at the 5 % level), "
                      + "; ".join(off_share(label[m]) for m in runs) + ". The AC-GAN is asked for every "
                      "digit equally often, so its shares measure how often the yardstick agrees with the request.")
 
@@ -439,14 +434,17 @@ found_text["gan"] = report.glue_text("find_gan", f"The GAN's FID in the {names[0
                  f"{report.cell(summary['gan'], 'parzen_ll', 0)} nats (real training images: {real_ll:,.0f} under the "
                  f"same protocol; Goodfellow et al. (2014) report {gf['parzen_ll']} for their GAN).")
 acgan_cfg, gan_cfg = runs["acgan"][0].cfg, runs["gan"][0].cfg
-_, like = findings.label_effect(findings.label_pairs(profile, sweep, runs["acgan"], device))
-found_text["acgan"] = report.glue_text("find_acgan", f"The AC-GAN (β1 = {acgan_cfg.beta1}, batch {acgan_cfg.batch_size}) against the GAN the "
-                 f"report picked (β1 = {gan_cfg.beta1}, batch {gan_cfg.batch_size}): "
+label_pairs = findings.label_pairs(profile, sweep, runs["acgan"], device)
+_, like = findings.label_effect(label_pairs)
+other = "" if (acgan_cfg.beta1, acgan_cfg.batch_size) == (gan_cfg.beta1, gan_cfg.batch_size) else ", which differs in more than the labels"
+found_text["acgan"] = report.glue_text("find_acgan", f"Did the labels help? {findings.label_answer(label_pairs)} {like} "
+                 f"Against the GAN the report picked (β1 = {gan_cfg.beta1}, batch {gan_cfg.batch_size}{other}), the AC-GAN "
+                 f"(β1 = {acgan_cfg.beta1}, batch {acgan_cfg.batch_size}) has "
                  + {"better": "a lower test FID,", "worse": "a higher test FID,",
                     "indistinguishable": "a test FID not measurably different,"}[acgan_vs]
                  + f" {report.cell(summary['acgan'], 'fid')} against {report.cell(summary['gan'], 'fid')} "
                  f"({report.p_text(fids[names[0]]['acgan'], fids[names[0]]['gan'])}); an independent classifier reads the "
-                 f"requested digit in {report.cell(summary['acgan'], 'class_accuracy', 3)} of its samples. {like}")
+                 f"requested digit in {report.cell(summary['acgan'], 'class_accuracy', 3)} of its samples.")
 found_text["vae"] = report.glue_text("find_vae", f"The VAE's importance-sampled test NLL is {report.cell(summary['vae'], 'test_nll')} nats "
                  f"(k = {summary['vae']['nll_k']:,}, " + ("all 10,000 test images)." if summary['vae']['nll_images'] >= 10_000
                                                             else f"{summary['vae']['nll_images']:,} random test images)."))

@@ -50,3 +50,17 @@ def test_the_text_and_the_cell_say_which_seeds_they_speak_of():
     some = [TopDigit(0, 1, 0.9), TopDigit(3, 2, 0.9), TopDigit(4, 1, 0.9)]
     assert collapse.digits_text(some, 5) == "the digit 1 in 2 of the 3 seeds (of 5) whose generator is shipped, 2 in 1"
     assert collapse.digits_cell(some, 5) == "1, 2 (seeds 0, 3, 4 only)"
+
+
+def test_a_digit_is_off_its_share_only_beyond_the_ratio_and_the_test():
+    real = [0.1] * 10
+    seeds = [[0.06, 0.11, 0.10, 0.14, 0.10, 0.10, 0.10, 0.10, 0.09, 0.10],
+             [0.07, 0.09, 0.10, 0.15, 0.10, 0.10, 0.10, 0.10, 0.09, 0.10],
+             [0.065, 0.10, 0.10, 0.04, 0.10, 0.10, 0.10, 0.10, 0.095, 0.10]]
+    text = collapse.off_shares("VAE", seeds, real)
+    # 0: 6.5% in every seed (under 3/4 and consistent); 3: 11% on average but 14, 15 and 4: no test passes
+    assert text == "the VAE draws too few 0s (6% against 10%)"
+    assert collapse.off_shares("AC-GAN", [real, real], real) == \
+        "the AC-GAN draws no digit measurably outside 3/4 to 4/3 of its share in the data"
+    many = [[0.2] + [0.8 / 9] * 9, [0.21] + [0.79 / 9] * 9]
+    assert collapse.off_shares("GAN", many, real).startswith("the GAN draws too many 0s (20% against 10%)")

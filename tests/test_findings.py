@@ -75,6 +75,7 @@ def test_the_trend_rises_while_the_last_two_checks_fall():
     assert all(0 < s < 20 for s in t.slopes)  # +2 FID a check of 10 epochs, less the dip: under +20 per 100
     text = findings.trend_sentence("the pick", t)
     assert "the pick is still getting worse" in text and "rises for 5 of 5 seeds" in text
+    assert t.test_text.startswith("n = 5 seeds, 5 up; one-sample t-test of the slopes against 0: p ")
 
 
 def test_the_trend_is_the_least_squares_slope_and_noise_alone_is_flat():
@@ -180,3 +181,26 @@ def test_the_longer_run_says_where_its_losses_part_from_the_sweeps():
     assert "(their losses part from the sweep's runs' at epoch 3)" in findings.long_sentence(long, same, same)
     assert "(their losses repeat the sweep's runs exactly)" in findings.long_sentence(
         findings.Setting(same.name, 0.9, 128, hs, 100), same, same)
+
+
+def test_the_labels_answer_rests_on_the_like_for_like_tests():
+    """The AC-GAN far below the GAN at beta1 0.5, level with it at 0.9: the answer says 1 of 2, each
+    setting's sentence its own verdict, and the two models prefer different beta1."""
+    gan5, acgan5 = [500.0, 510, 520, 530, 505], [16.0, 17, 15, 18, 16]
+    gan9, acgan9 = [130.0, 120, 140, 110, 150], [131.0, 119, 142, 112, 149]
+    pairs = [("β1 = 0.5, batch 128", gan5, acgan5), ("β1 = 0.9, batch 128", gan9, acgan9)]
+    rows, like = findings.label_effect(pairs)
+    assert [r[3] for r in rows] == ["the labels help", "no measurable difference"]
+    assert like.startswith("Like for like (the same β1 and batch size, validation FID at the last check): at β1 = 0.5, "
+                           "batch 128 the labels help (AC-GAN 16.4 ± 1.1 against GAN 513 ± 12")
+    answer = findings.label_answer(pairs)
+    assert answer == "Like for like, the labels help at 1 of 2 settings."
+    assert findings.label_beta1(pairs).startswith(
+        "The two models prefer different settings: the AC-GAN's validation FID is lower at β1 = 0.5, batch 128 "
+        "(16.4 ± 1.1 against 131 ± 15, p < 0.001), and the GAN's validation FID is lower at β1 = 0.9, batch 128")
+    both = [pairs[0], ("β1 = 0.9, batch 128", gan9, [27.0, 25, 30, 26, 28])]
+    assert findings.label_answer(both).startswith("Yes, like for like at both settings compared")
+    pending = [pairs[0], ("β1 = 0.9, batch 128", gan9, None)]
+    assert findings.label_answer(pending).startswith("Yes, like for like at β1 = 0.5, batch 128:")
+    assert findings.label_beta1(pending) == ""
+    assert "not in this edition yet" in findings.label_effect(pending)[1]

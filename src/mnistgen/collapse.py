@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from . import metrics
@@ -93,3 +94,32 @@ def digits_cell(tops: Sequence[TopDigit], n_runs: int) -> str:
         return str(ranked[0][0])
     (d, c), rest = ranked[0], ranked[1:]
     return f"{d} ({c} of {n_runs}), " + ", ".join(f"{d2} ({c2})" for d2, c2 in rest)
+
+
+# A digit is drawn "too few" or "too many" where its share over seeds is under 3/4, or over 4/3, of
+# the training images' share, and a one-sample t-test over seeds puts it away from that share.
+SHARE_RATIO = 0.75
+
+
+def off_shares(model: str, shares: Sequence[Sequence[float]], real: Sequence[float], alpha: float = 0.05) -> str:
+    """Which digits ``model`` draws too rarely or too often: ``shares`` holds each seed's ten class
+    shares, ``real`` the training images' (see ``SHARE_RATIO``); one seed alone: the size rule only."""
+    from scipy import stats
+
+    v, r = np.asarray(shares, dtype=float), np.asarray(real, dtype=float)
+    mean = v.mean(0)
+
+    def away(d: int) -> bool:
+        if len(v) < 2 or v[:, d].std() == 0:
+            return len(v) < 2
+        return float(stats.ttest_1samp(v[:, d], r[d]).pvalue) < alpha
+
+    def pct(d: int) -> str:
+        return f"{d}s ({100 * mean[d]:.0f}% against {100 * r[d]:.0f}%)"
+
+    few = [pct(d) for d in range(len(r)) if mean[d] < SHARE_RATIO * r[d] and away(d)]
+    many = [pct(d) for d in range(len(r)) if mean[d] > r[d] / SHARE_RATIO and away(d)]
+    if not few and not many:
+        return f"the {model} draws no digit measurably outside 3/4 to 4/3 of its share in the data"
+    return f"the {model} draws " + "; ".join(p for p in (("too few " + ", ".join(few)) if few else "",
+                                                       ("too many " + ", ".join(many)) if many else "") if p)

@@ -257,6 +257,13 @@ class Trend:
     def rising(self) -> int:
         return sum(s > 0 for s in self.slopes)
 
+    @property
+    def test_text(self) -> str:
+        """'n = 3 seeds, 3 up; one-sample t-test of the slopes against 0: p = 0.004'."""
+        shown = "n/a" if self.p is None else "< 0.001" if self.p < 0.001 else f"= {self.p:.2g}"
+        return (f"n = {len(self.slopes)} seeds, {self.rising} up; one-sample t-test of the slopes against 0: "
+                f"p {shown}")
+
 
 def trend(histories: Sequence[History], key: str = "fid", per: int = 100) -> Trend:
     """The trend of ``key`` over the last third of each seed's checks (at least three checks)."""
@@ -497,6 +504,51 @@ def label_effect(pairs: Sequence[tuple[str, Sequence[float] | None, Sequence[flo
         parts.append(f"at {name} {word[c.verdict]} (AC-GAN {values_text(acgan, 1)} against GAN {values_text(gan, 1)}, "
                      f"{p_text(acgan, gan)})")
     return rows, "Like for like (the same β1 and batch size, validation FID at the last check): " + "; ".join(parts) + "."
+
+
+def label_answer(pairs: Sequence[tuple[str, Sequence[float] | None, Sequence[float] | None]]) -> str:
+    """The short answer to "did the labels help?", from the like-for-like comparisons alone (the
+    inputs of :func:`label_effect`): at how many of the settings where both models are in the
+    edition the AC-GAN's validation FID is measurably lower (Welch over seeds). It goes before
+    :func:`label_effect`'s sentence, which gives each test."""
+    done = [(name, compare("AC-GAN", acgan, "GAN", gan)) for name, gan, acgan in pairs if gan and acgan]
+    if not done:
+        return "Like for like, this edition cannot say yet: no setting has both models."
+    helped = [n for n, c in done if c.verdict == "better"]
+    hurt = [n for n, c in done if c.verdict == "worse"]
+    if len(helped) == len(done):
+        head = ("Yes, like for like" + (f" at {'both' if len(done) == 2 else f'all {len(done)}'} settings compared" if len(done) > 1
+                                         else f" at {done[0][0]}")
+                + ": the AC-GAN's validation FID is lower than the GAN's of the same β1 and batch size")
+    elif not helped and not hurt:
+        head = "Not measurably, like for like: the AC-GAN's validation FID is not measurably different from the GAN's"
+    else:
+        head = (f"Like for like, the labels help at {len(helped)} of {len(done)} settings"
+                + (f" and hurt at {len(hurt)}" if hurt else ""))
+    return f"{head}."
+
+
+def label_beta1(pairs: Sequence[tuple[str, Sequence[float] | None, Sequence[float] | None]]) -> str:
+    """Where two settings of the like-for-like comparison differ in beta1 only, whether each model
+    prefers the same one (Welch over seeds): the labels may change which beta1 suits."""
+    full = [(n, g, a) for n, g, a in pairs if g and a]
+    if len(full) != 2:
+        return ""
+    (n0, g0, a0), (n1, g1, a1) = full
+    parts = []
+    for model, v0, v1 in (("AC-GAN", a0, a1), ("GAN", g0, g1)):
+        c = compare(n0, v0, n1, v1)
+        if c.verdict == "indistinguishable":
+            parts.append((None, f"the {model}'s validation FID is not measurably different between them ({values_text(v0, 1)} at {n0}, "
+                                f"{values_text(v1, 1)} at {n1}, {_p_short(c)})"))
+        else:
+            lo, (vl, vh) = (n0, (v0, v1)) if c.verdict == "better" else (n1, (v1, v0))
+            parts.append((lo, f"the {model}'s validation FID is lower at {lo} ({values_text(vl, 1)} against {values_text(vh, 1)}, "
+                              f"{_p_short(c)})"))
+    (wa, ta), (wg, tg) = parts
+    lead = ("The two models prefer different settings: " if wa and wg and wa != wg else
+            "Both models prefer the same setting: " if wa and wg else "Between these settings ")
+    return f"{lead}{ta}, and {tg}."
 
 
 def label_pairs(profile: str, sweep: Sequence[dict[str, Any]], acgan_runs: Sequence[Any],
