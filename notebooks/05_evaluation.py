@@ -346,25 +346,27 @@ _ = report.glue_text("eval_modes", "Against the training images' own shares (the
 # ## Do the GANs copy their training data?
 #
 # A generator that memorised training images would score well on most of these metrics. For every
-# seed of the GAN and the AC-GAN, {glue:text}`mem_n` of its samples (drawn as the judged ones are)
-# are matched with their nearest image among the 50,000 training images the model trained on, in
-# pixels and in the first yardstick's features, and so are {glue:text}`mem_n` random real test
-# images, which no model trained on: a sample no nearer than a new real digit is no copy.
-# {glue:text}`mem_gan` {glue:text}`mem_acgan` {numref}`fig-eval-nn` shows the closest pairs over
-# all seeds, the likeliest copies.
+# seed of the GAN and the AC-GAN, {glue:text}`mem_what` are matched with their nearest image among
+# the 50,000 training images the model trained on, in pixels and in the first yardstick's
+# features, and so are {glue:text}`mem_test_what`, which no model trained on: a sample no nearer
+# than a new real digit is no copy. {glue:text}`mem_gan` {glue:text}`mem_acgan`
+# {numref}`fig-eval-nn` shows the closest pairs over all seeds, the likeliest copies, beside the
+# closest pairs of real test and training images for scale.
 #
 # ```{glue:figure} eval_nn
 # :name: fig-eval-nn
 #
-# The GAN samples nearest to a training image over all seeds (top row) and those training images
-# (bottom row); below each pair, its seed and the pixel distance (pixels in [0, 1]).
+# The likeliest copies: over all seeds, the samples nearest to a training image, each above that
+# training image, by pixel distance and by distance in the first yardstick's features; last, for
+# scale, the real test images nearest to a training image. Below each pair: its seed (s) or "t"
+# for a test image, and the distance (pixels in [0, 1]; features in the yardstick's units).
 # ```
 
 # %% tags=["hide-input"]
 from mnistgen import memorisation  # noqa: E402
 
 train = load_mnist(DATA_ROOT, train=True).split(VALIDATION_SIZE)[0]  # what the GANs trained on
-n_mem = min(2000, ev.n_samples)
+n_mem = ev.n_samples  # every judged sample
 test = load_mnist(DATA_ROOT, train=False)
 test_pick = torch.randperm(len(test.images), generator=torch.Generator().manual_seed(0))[:n_mem]
 _, f_train = evaluate.classify(first.models["net"], train.images)
@@ -375,14 +377,23 @@ for m in ("gan", "acgan"):
     mem_images[m] = imgs
     mem[m] = memorisation.measure([to_unit(x) for x in imgs], [evaluate.classify(first.models["net"], x)[1] for x in imgs],
                                   to_unit(train.images), f_train, to_unit(test.images[test_pick]), f_test)
-report.glue_text("mem_n", f"{n_mem:,}")
+report.glue_text("mem_what", f"all {n_mem:,} of its judged samples")
+report.glue_text("mem_test_what", "all 10,000 real test images" if len(test_pick) == len(test.images)
+                 else f"{len(test_pick):,} random real test images")
 report.glue_text("mem_gan", memorisation.sentence(mem["gan"], "GAN", n_mem))
 report.glue_text("mem_acgan", memorisation.sentence(mem["acgan"], "AC-GAN", n_mem))
-closest = mem["gan"].closest
-report.glue_figure("eval_nn", plots.image_rows(
-    [torch.stack([mem_images["gan"][s][j] for _, s, j, _ in closest]), train.images[[i for *_, i in closest]]],
-    ["GAN sample", "nearest training image"],
-    col_labels=[f"s{runs['gan'][s].cfg.seed}: {d:.1f}" for d, s, _, _ in closest]), profile)
+panels = []
+for m, how in (("gan", "closest"), ("acgan", "closest"), ("gan", "closest_feature"), ("acgan", "closest_feature")):
+    pairs_ = getattr(mem[m], how)
+    panels.append((f"{label[m]} samples above their nearest training images, by "
+                   + ("pixel distance" if how == "closest" else "distance in the yardstick's features"),
+                   torch.stack([mem_images[m][s][j] for _, s, j, _ in pairs_]), train.images[[i for *_, i in pairs_]],
+                   [f"s{runs[m][s].cfg.seed}: {d:.1f}" for d, s, _, _ in pairs_]))
+t_pairs = mem["gan"].test_closest
+panels.append(("For scale: real test images above their nearest training images, by pixel distance",
+               test.images[test_pick][[j for _, j, _ in t_pairs]], train.images[[i for *_, i in t_pairs]],
+               [f"t: {d:.1f}" for d, _, _ in t_pairs]))
+report.glue_figure("eval_nn", plots.pair_panels(panels), profile)
 print("mean pixel distance to the nearest training image, per seed: GAN",
       ", ".join(f"{d:.2f}" for d in mem["gan"].pixel), "| AC-GAN", ", ".join(f"{d:.2f}" for d in mem["acgan"].pixel),
       f"| test images {mem['gan'].test_pixel:.2f}")
@@ -449,6 +460,7 @@ found_text["vae"] = report.glue_text("find_vae", f"The VAE's importance-sampled 
                  f"(k = {summary['vae']['nll_k']:,}, " + ("all 10,000 test images)." if summary['vae']['nll_images'] >= 10_000
                                                             else f"{summary['vae']['nll_images']:,} random test images)."))
 found_text["rank"] = report.glue_text("find_rank", sentence)
+found_text["copy"] = report.glue_text("find_copy", memorisation.copy_finding({label[m]: mem[m] for m in mem}, n_mem))
 from mnistgen.bundle import EDITIONS_DIR  # noqa: E402 - where shipped editions live
 
 paper_scale = (f"{make_config('gan', 'paper').epochs} GAN epochs, "
@@ -479,7 +491,7 @@ report.glue_text("find_rank_short", ("the two rank the models the same way" if s
 report.glue_text("find_vae_modes", off_share("VAE").removeprefix("the VAE draws "))
 _ = report.glue_text("eval_summary", sentence + " " + f"The AC-GAN draws the requested digit in "
                  f"{report.cell(summary['acgan'], 'class_accuracy', 3)} of its samples; the VAE's test NLL is "
-                 f"{report.cell(summary['vae'], 'test_nll')} nats. "
+                 f"{report.cell(summary['vae'], 'test_nll')} nats. " + found_text["copy"] + " "
                  + (f"These are numbers after {epochs} of the paper's {paper_epochs} epochs{trend}." if short else ""))
 results["findings"] = found_text
 atomic_write_json(out / "metrics.json", results)

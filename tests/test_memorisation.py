@@ -36,6 +36,8 @@ def test_a_copying_generator_is_found_and_a_new_one_is_not():
     assert all(p < 0.05 for p in m.pixel) and m.test_pixel > 1
     assert m.p_pixel is not None and m.p_pixel < 0.001 and all(s == 1.0 for s in m.near_share)
     assert m.closest[0][0] < 0.05 and len(m.closest) == 8
+    assert len(m.closest_feature) == 8 and m.closest_feature[0][0] < 0.05  # features are the pixels here
+    assert [d for d, *_ in m.test_closest] == sorted(d for d, *_ in m.test_closest) and m.test_closest[0][0] > 0.5
     assert "closer to the training images than new real digits" in memorisation.sentence(m, "GAN", 300)
     samples, train, test = _sets(copies=False)
     fresh = memorisation.measure(samples, samples, train, train, test, test)
@@ -52,6 +54,20 @@ def test_nearer_on_average_is_reconciled_with_the_copy_test():
 
     few = tail_verdict([0.003, 0.004, 0.002, 0.003, 0.005], closer_on_average=True)
     assert few.startswith("Nearer on average is not a copy") and few.endswith("it holds no more samples than new "
-                                                                                "real digits put there: no sign of copying.")
+                                                                                "real digits put there (one-sided t-test against 1 %: p = 1): no sign of copying.")
     many = tail_verdict([0.05, 0.06, 0.07, 0.05, 0.06], closer_on_average=False)
     assert many.startswith("That tail holds more samples than new real digits") and "p < 0.001" in many
+
+
+def test_the_findings_line_on_copying_names_the_model_with_the_heavy_tail():
+    samples, train, test = _sets(copies=False)
+    fresh = memorisation.measure(samples, samples, train, train, test, test)
+    copied = memorisation.measure(*[_sets(copies=True)[0]] * 2, train, train, test, test)
+    calm = memorisation.copy_finding({"GAN": fresh}, 300)
+    assert calm.startswith("Do the GANs copy their training images? Of the 300 judged samples of each seed, the GAN's ")
+    assert calm.endswith("no more than new real digits put there, so no sign of copying.")
+    loud = memorisation.copy_finding({"GAN": fresh, "AC-GAN": copied}, 300)
+    assert "AC-GAN no test" in loud and loud.endswith("for the AC-GAN; the evaluation chapter shows the closest pairs.")
+    copied_some = memorisation.Memorisation(**{**copied.__dict__, "near_share": [0.5, 0.6, 0.55, 0.65]})
+    loud = memorisation.copy_finding({"GAN": fresh, "AC-GAN": copied_some}, 300)
+    assert loud.endswith("more than new real digits put there for the AC-GAN; the evaluation chapter shows the closest pairs.")

@@ -66,6 +66,12 @@ class Memorisation:
     p_feature: float | None
     near_share: list[float]  # per seed: share of samples nearer than the nearest 1 % of test images
     closest: list[tuple[float, int, int, int]]  # (pixel distance, seed index, sample index, training index)
+    closest_feature: list[tuple[float, int, int, int]]  # the same, nearest in the yardstick's features
+    test_closest: list[tuple[float, int, int]]  # (pixel distance, test index, training index): the scale
+
+
+def _p_txt(p: float | None) -> str:
+    return "no test" if p is None else ("p < 0.001" if p < 0.001 else f"p = {p:.2g}")
 
 
 def one_sample_p(diffs: Sequence[float]) -> float | None:
@@ -80,19 +86,23 @@ def measure(samples: Sequence[torch.Tensor], sample_features: Sequence[torch.Ten
             show: int = 8) -> Memorisation:
     """``samples`` (per seed, (n, 784) in [0, 1]) and their yardstick features against the training
     images they could copy and the same number of real test images."""
-    t_pix = nearest(test, train)[1]
+    t_idx, t_pix = nearest(test, train)
     t_feat = nearest(test_features, train_features)[1]
     cut = float(torch.quantile(t_pix, 0.01))
-    pixel, feature, share, pairs = [], [], [], []
+    pixel, feature, share, pairs, feature_pairs = [], [], [], [], []
     for s, (x, f) in enumerate(zip(samples, sample_features)):
         i, d = nearest(x, train)
+        fi, fd = nearest(f, train_features)
         pixel.append(float(d.mean()))
-        feature.append(float(nearest(f, train_features)[1].mean()))
+        feature.append(float(fd.mean()))
         share.append(float((d < cut).double().mean()))
-        pairs += [(float(d[j]), s, int(j), int(i[j])) for j in torch.argsort(d)[:show].tolist()]
+        pairs += [(float(d[j]), s, int(j), int(i[j])) for j in torch.argsort(d, stable=True)[:show].tolist()]
+        feature_pairs += [(float(fd[j]), s, int(j), int(fi[j])) for j in torch.argsort(fd, stable=True)[:show].tolist()]
+    test_pairs = [(float(t_pix[j]), int(j), int(t_idx[j])) for j in torch.argsort(t_pix, stable=True)[:show].tolist()]
     return Memorisation(pixel, feature, float(t_pix.mean()), float(t_feat.mean()),
                         one_sample_p([p - float(t_pix.mean()) for p in pixel]),
-                        one_sample_p([f - float(t_feat.mean()) for f in feature]), share, sorted(pairs)[:show])
+                        one_sample_p([f - float(t_feat.mean()) for f in feature]), share, sorted(pairs)[:show],
+                        sorted(feature_pairs)[:show], test_pairs)
 
 
 def sentence(m: Memorisation, model: str, n: int) -> str:
@@ -104,19 +114,42 @@ def sentence(m: Memorisation, model: str, n: int) -> str:
             return "not measurably nearer or farther than"
         return "closer to the training images than" if np.mean(values) < base else "farther from the training images than"
 
-    def p_txt(p: float | None) -> str:
-        return "no test" if p is None else ("p < 0.001" if p < 0.001 else f"p = {p:.2g}")
-
     return (f"In pixels, the {model}'s samples lie {values_text(m.pixel, 2)} from their nearest training image (mean "
             f"± sd over {len(m.pixel)} seeds of each seed's mean over {n:,} samples), real test images "
             f"{m.test_pixel:.2f}: the samples are {word(m.pixel, m.test_pixel, m.p_pixel)} new real digits "
-            f"(one-sample t-test of the per-seed differences over seeds: {p_txt(m.p_pixel)}). In the first yardstick's "
+            f"(one-sample t-test of the per-seed differences over seeds: {_p_txt(m.p_pixel)}). In the first yardstick's "
             f"features, {values_text(m.feature, 2)} against {m.test_feature:.2f}: "
-            f"{word(m.feature, m.test_feature, m.p_feature)} new real digits ({p_txt(m.p_feature)}). "
+            f"{word(m.feature, m.test_feature, m.p_feature)} new real digits ({_p_txt(m.p_feature)}). "
             f"{values_text([100 * s for s in m.near_share], 1)} % of the samples are nearer to a training image than "
             f"the nearest 1 % of test images are; a generator that copied would put far more than 1 % there. "
             + tail_verdict(m.near_share, word(m.pixel, m.test_pixel, m.p_pixel).startswith("closer")
                            or word(m.feature, m.test_feature, m.p_feature).startswith("closer")))
+
+
+def tail_p(near_share: Sequence[float]) -> float | None:
+    """One-sided one-sample t-test of the per-seed shares of samples in the test images' nearest 1 %
+    against 0.01 (more there than new real digits put there)."""
+    shares = np.asarray(near_share, dtype=float)
+    if len(shares) < 2 or shares.std(ddof=1) == 0:
+        return None
+    return float(stats.ttest_1samp(shares, 0.01, alternative="greater").pvalue)
+
+
+def copy_finding(mems: dict[str, Memorisation], n: int) -> str:
+    """The findings box's line on copying, per model its 1 % tail and the test behind it."""
+    from .report import ALPHA, values_text
+
+    ps = {m: tail_p(x.near_share) for m, x in mems.items()}
+    # no test (one seed, or every seed's share the same): the shares alone decide
+    above = [m for m, p in ps.items() if (p is None or p < ALPHA) and np.mean(mems[m].near_share) > 0.01]
+    text = (f"Do the GANs copy their training images? Of the {n:,} judged samples of each seed, "
+            + " and ".join(f"the {m}'s {values_text([100 * s for s in x.near_share], 1)} %" for m, x in mems.items())
+            + " lie nearer to a training image than the nearest 1 % of real test images do (one-sided t-test over "
+            f"seeds against 1 %: " + ", ".join(f"{m} {_p_txt(p)}" for m, p in ps.items()) + "): ")
+    if not above:
+        return text + "no more than new real digits put there, so no sign of copying."
+    return text + "more than new real digits put there for the " + " and the ".join(above) + \
+        "; the evaluation chapter shows the closest pairs."
 
 
 def tail_verdict(near_share: list[float], closer_on_average: bool) -> str:
@@ -125,12 +158,11 @@ def tail_verdict(near_share: list[float], closer_on_average: bool) -> str:
     from .report import ALPHA
 
     shares = np.asarray(near_share, dtype=float)
-    p = (float(stats.ttest_1samp(shares, 0.01, alternative="greater").pvalue)
-         if len(shares) > 1 and shares.std(ddof=1) > 0 else None)
-    above = p is not None and p < ALPHA and shares.mean() > 0.01
+    p = tail_p(shares)
+    above = (p is None or p < ALPHA) and shares.mean() > 0.01
     lead = ("Nearer on average is not a copy (a copy lies at distance zero from its original); the tail is the "
             "test of copying, and it " if closer_on_average else "That tail ")
     return lead + ("holds more samples than new real digits put there (one-sided t-test against 1 %: "
-                   f"{'p < 0.001' if p is not None and p < 0.001 else f'p = {p:.2g}'}): the closest pairs below are "
-                   "the ones to look at." if above else "holds no more samples than new real digits put there: no sign "
-                   "of copying.")
+                   f"{_p_txt(p)}): the closest pairs below are "
+                   "the ones to look at." if above else "holds no more samples than new real digits put there "
+                   f"(one-sided t-test against 1 %: {_p_txt(p)}): no sign of copying.")

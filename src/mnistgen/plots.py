@@ -109,6 +109,26 @@ def image_rows(rows: Sequence[torch.Tensor], row_labels: Sequence[str], title: s
     return _grid_figure(images, ncol, (size, size * len(rows) / ncol + 0.4), title, row_labels, col_labels)
 
 
+def pair_panels(panels: Sequence[tuple[str, torch.Tensor, torch.Tensor, Sequence[str]]],
+                size: float = COLUMN_IN - 0.4) -> plt.Figure:
+    """Panels of image pairs stacked: each (title, top row, bottom row, a label under each pair),
+    e.g. samples above their nearest training images, the pair's distance below it."""
+    ncol = max(len(top) for _, top, _, _ in panels)
+    panel_h = size * 2 / ncol + 0.45  # two rows of digits, the labels under them and the title above
+    fig, axes = plt.subplots(len(panels), 1, figsize=(size, panel_h * len(panels)), squeeze=False)
+    for ax, (title, top, bottom, labels) in zip(axes[:, 0], panels):
+        ax.imshow(grid_array(torch.cat([as_unit(top), as_unit(bottom)]), len(top)), cmap="gray", vmin=0, vmax=1,
+                  interpolation="nearest")
+        ax.set_xticks([2 + 30 * i + 14 for i in range(len(labels))], list(labels), fontsize=7)
+        ax.set_yticks([])
+        ax.tick_params(bottom=False)
+        ax.set_title(title, fontsize=8, loc="left")
+        for sp in ax.spines.values():
+            sp.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return a[None] * (1 - t[:, None]) + b[None] * t[:, None]
 
