@@ -276,7 +276,8 @@ report.glue_figure("gan_quality", plots.quality_curves({f"β1 = {cfg.beta1}, bat
 # :format: myst
 # ```
 #
-# **Why the FID rises late is a question this edition leaves open.** {glue:text}`gan_drift` Two
+# **Why the FID rises late is a question this edition leaves open.** {glue:text}`gan_turn`
+# {glue:text}`gan_drift` Two
 # causes would fit: the discriminator overfitting its training images (its output on held-out
 # validation images would then fall below its output on the training images), or Adam's moment
 # estimates at this learning rate (a learning rate lowered late in training would then stop the
@@ -337,6 +338,7 @@ found = findings.sweep_findings(sweep, setting(chosen),
                                 {n: collapse.digits_text(t, len(ev.seeds)) for n, t in tops.items()})
 report.glue_text("gan_factors", found["factors"])
 report.glue_text("gan_trend", found["trend"])
+report.glue_text("gan_turn", findings.turn_sentence(findings.sweep_settings(sweep)))
 header, rows = findings.equal_updates_rows(findings.sweep_settings(sweep), setting(chosen))
 caption = (f"The sweep at equal generator updates: mean ± sd over {len(ev.seeds)} seeds of each seed's quality check "
            "nearest to the updates every setting reaches (the epoch of that check in brackets), at the end, and at its "

@@ -204,3 +204,15 @@ def test_the_labels_answer_rests_on_the_like_for_like_tests():
     assert findings.label_answer(pending).startswith("Yes, like for like at β1 = 0.5, batch 128:")
     assert findings.label_beta1(pending) == ""
     assert "not in this edition yet" in findings.label_effect(pending)[1]
+
+
+def test_the_turn_is_later_where_the_curve_bottoms_out_later():
+    """beta1 0.9's curve bottoms out at 1,600 updates, beta1 0.5's at 1,000 (fid_at), at each batch size."""
+    later = lambda u: 100 + 0.0002 * (u - 1600) ** 2  # noqa: E731
+    settings = [setting(0.5, 64), setting(0.5, 128), setting(0.9, 64, curve=later), setting(0.9, 128, curve=later)]
+    text = findings.turn_sentence(settings)
+    assert text.startswith("Each seed's lowest FID check came after ")
+    assert "(β1 = 0.9, batch 128) generator updates." in text
+    assert "At batch 64 it comes later with β1 = 0.9 (p < 0.001); at batch 128 it comes later with β1 = 0.9" in text
+    same = findings.turn_sentence([setting(0.5, 128), setting(0.9, 128)])
+    assert "at batch 128 the turn is not measurably earlier with either β1" in same.lower()

@@ -340,6 +340,30 @@ def equal_updates_rows(settings: Sequence[Setting], picked: str) -> tuple[list[s
     return header, rows
 
 
+def turn_sentence(settings: Sequence[Setting]) -> str:
+    """Where each setting's FID turns upward (each seed's lowest check, in generator updates), and
+    at each batch size whether the turn comes later with one beta1 than the other (Welch over seeds
+    of the updates at the lowest check): evidence on the late rise that the histories hold."""
+    where = {s.name: [int(u) for u in lowest(s)[1]] for s in settings}
+    spans = [f"{_span(where[s.name])} ({s.name})" for s in settings]
+    text = ("Each seed's lowest FID check came after "
+            + (", ".join(spans[:-1]) + " and " + spans[-1] if len(spans) > 1 else spans[0]) + " generator updates.")
+    parts = []
+    for batch in sorted({s.batch_size for s in settings}):
+        row = sorted((s for s in settings if s.batch_size == batch), key=lambda s: s.beta1)
+        if len(row) != 2:
+            continue
+        a, b = row
+        c = compare(a.name, [float(u) for u in where[a.name]], b.name, [float(u) for u in where[b.name]])
+        parts.append(f"at batch {batch} " + (f"the turn is not measurably earlier with either β1 ({_p_short(c)})"
+                                              if c.verdict == "indistinguishable" else
+                                              f"it comes later with β1 = {(b if c.verdict == 'better' else a).beta1} "
+                                              f"({_p_short(c)})"))
+    if parts:
+        text += " " + _capital("; ".join(parts)) + " (Welch's t-test over seeds of the updates at the lowest check)."
+    return text
+
+
 def sweep_findings(sweep: Sequence[dict[str, Any]], picked: str,
                    digits: Mapping[str, str] | None = None) -> dict[str, str]:
     """What the GAN sweep shows, each a sentence computed from its rows (``evaluate.gan_sweep``'s,
