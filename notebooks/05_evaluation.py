@@ -432,6 +432,13 @@ build_text = (f"This build is the {profile} profile: the GAN "
                  + (f", the AC-GAN for {acgan_epochs}" if acgan_epochs != epochs else "")
                  + f", the VAE for {runs['vae'][0].cfg.epochs}, each with seeds {', '.join(map(str, ev.seeds))}"
                  + ".")  # the pick's trend is a finding of its own (find_trend)
+follow, iwae_cfg = make_config("followup", profile), make_config("iwae", profile)
+extra = ([f"β1 = {follow.long_beta1}, batch {follow.long_batch_size} again for {follow.long_epochs} epochs"] if follow.long_epochs else []) + \
+    ([f"the objective chapter's four settings for {follow.objective_epochs}"] if follow.objective_epochs else []) + \
+    ([f"the AC-GAN at β1 = {follow.acgan_beta1}"] if follow.acgan_beta1 is not None else []) + \
+    [f"Burda et al.'s IWAE rows for {iwae_cfg.epochs} epochs with seeds "
+     f"{', '.join(map(str, make_config('iwae_table', profile).seeds))}"]
+build_text += " Beside them it trains " + (", ".join(extra[:-1]) + " and " + extra[-1] if len(extra) > 1 else extra[0]) + "."
 
 found = findings.sweep_findings(sweep, report.setting_name(choice))
 found_text["sweep"] = report.glue_text("find_sweep", f"The paper leaves Adam's β1 and the batch size open; on the validation "
