@@ -81,7 +81,7 @@ from IPython.display import Markdown, display
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from mnistgen import collapse, edition, evaluate, objective, plots, report
+from mnistgen import edition, evaluate, objective, plots, report
 from mnistgen.config import make_config
 from mnistgen.runs import get_runs
 from mnistgen.train import fixed_noise
@@ -98,8 +98,7 @@ runs = {s: every[1, s] for s in (False, True)}
 # The four settings trained long enough for sample quality to rank them: follow-up groups of the
 # profile (None while a group is pending in an installed edition).
 follow = make_config("followup", profile)
-long_groups = {(k, sat): f"gan objective saturating={sat} k={k} epochs={follow.objective_epochs}"
-               for k in (1, strong_k) for sat in (False, True)} if follow.objective_epochs else {}
+long_groups = objective.long_groups(profile, strong_k)
 long_runs = {key: edition.group_runs(profile, g, device) for key, g in long_groups.items()}
 report.glue_text("obj_n_seeds", str(len(ev.seeds)))
 report.glue_text("obj_strong_k", str(strong_k))
@@ -290,16 +289,14 @@ if not long_runs or any(rs is None for rs in long_runs.values()):
                  + "; whether they differ once trained longer is the question of follow-up groups of runs not in this "
                  "edition yet.")
     ending = "The rest of this report uses the non-saturating loss, as the paper does."
+    long_short = f"{long_find} {ending}"
     report.glue_markdown("obj_long", edition.pending_text(profile, *missing) if missing else
                          "This profile names no longer objective runs (its followup section).")
 else:
-    tops = {key: collapse.top_digits(rs, judge) for key, rs in long_runs.items()}  # the history records only the share
-    settings = {key: objective.LossRuns(key[1], key[0], [r.history for r in rs],
-                                        collapse.digits_text(tops[key], len(rs)), collapse.digits_cell(tops[key], len(rs)))
-                for key, rs in long_runs.items()}
+    settings = objective.loss_runs(long_runs, judge)  # with the digit each crowds onto (the history has only the share)
     lc = long_runs[1, False][0].cfg  # the four groups share every setting but the loss and k
     found = objective.long_findings(settings, follow.objective_epochs, lc.beta1, lc.batch_size)
-    long_find, ending = found.text, found.ending
+    long_find, ending, long_short = found.text, found.ending, found.short
     long_caption = (f"The four settings after {follow.objective_epochs} epochs: mean ± sd over {len(ev.seeds)} seeds of the "
                     "last quality check (first yardstick, validation split), and of each seed's lowest FID check (the "
                     "epochs where the seeds reached it). That digit: the most frequent one among the last check's "
@@ -322,5 +319,6 @@ else:
                          "loss and regime.\n```")
 report.glue_text("obj_long_find", long_find)
 report.glue_text("obj_ending", ending)
+report.glue_text("obj_long_short", long_short)  # the conclusion's: says where "the short runs" are
 _ = report.glue_text("obj_summary", f"Measured from the same start, the saturating loss's gradient for the generator was "
                      f"{conclusion} {long_find}")

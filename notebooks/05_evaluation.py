@@ -467,6 +467,16 @@ found_text["vae"] = report.glue_text("find_vae", f"The VAE's importance-sampled 
                  f"(k = {summary['vae']['nll_k']:,}, " + ("all 10,000 test images)." if summary['vae']['nll_images'] >= 10_000
                                                             else f"{summary['vae']['nll_images']:,} random test images)."))
 found_text["rank"] = report.glue_text("find_rank", sentence)
+from mnistgen import edition, objective  # noqa: E402
+
+obj_runs = {key: edition.group_runs(profile, g, device) for key, g in objective.long_groups(profile).items()}
+if obj_runs and all(rs is not None for rs in obj_runs.values()):
+    oc = next(iter(obj_runs.values()))[0].cfg
+    found_text["objective"] = report.glue_text("find_objective", objective.long_findings(
+        objective.loss_runs(obj_runs, first), oc.epochs, oc.beta1, oc.batch_size).short)
+else:
+    report.glue_text("find_objective", "Which generator loss draws the better samples once trained longer is a "
+                     "question of follow-up groups not in this edition" + (" yet." if obj_runs else "."))
 found_text["copy"] = report.glue_text("find_copy", memorisation.copy_finding({label[m]: mem[m] for m in mem}, n_mem))
 from mnistgen.bundle import EDITIONS_DIR  # noqa: E402 - where shipped editions live
 

@@ -109,6 +109,7 @@ class LongFindings:
     header: list[str]  # its table
     rows: list[list[str]]
     ending: str        # why the rest of the report keeps the paper's loss, in the light of k = 1
+    short: str         # for the findings box: the comparisons and the ending, without the collapse count
 
 
 def long_findings(settings: Mapping[tuple[int, bool], LossRuns], epochs: int, beta1: float, batch_size: int) -> LongFindings:
@@ -117,8 +118,8 @@ def long_findings(settings: Mapping[tuple[int, bool], LossRuns], epochs: int, be
     found of the loss the report keeps."""
     ks = sorted({k for k, _ in settings})
     verdicts = [regime_sentence(settings[k, True], settings[k, False]) for k in ks]
-    text = (f"Trained for {epochs} epochs (β1 = {beta1}, batch {batch_size}: the profile's GAN settings, as in the "
-            f"short runs above), " + "; ".join(verdicts) + ". " + collapse_sentence([settings[key] for key in sorted(settings)]))
+    lead = f"Trained for {epochs} epochs (β1 = {beta1}, batch {batch_size}: the profile's GAN settings, as in the short runs"
+    text = f"{lead} above), " + "; ".join(verdicts) + ". " + collapse_sentence([settings[key] for key in sorted(settings)])
     header = ["generator loss, regime", "FID ↓ (last check)", "lowest FID (epochs)", "Inception Score ↑",
               "most frequent digit's share", "that digit"]
     rows = []
@@ -141,4 +142,33 @@ def long_findings(settings: Mapping[tuple[int, bool], LossRuns], epochs: int, be
     else:
         ending = (f"The rest of this report uses the non-saturating loss, as the paper does; in the paper's regime "
                   f"(k = {k1}) the two losses' samples were not measurably different after {epochs} epochs.")
-    return LongFindings(text, header, rows, ending)
+    short = f"{lead} of the objective chapter), " + "; ".join(verdicts) + ". " + ending
+    return LongFindings(text, header, rows, ending, short)
+
+
+# The chapter's second regime by default: the discriminator kept ahead with this many steps per
+# generator step (the chapter's `strong_k` parameter; the paper: 1).
+STRONG_K = 5
+
+
+def long_groups(profile: str, strong_k: int = STRONG_K) -> dict[tuple[int, bool], str]:
+    """The follow-up groups that train the four settings longer, by (k, saturating); none where
+    the profile's ``followup`` section names no length."""
+    from .config import make_config
+
+    epochs = make_config("followup", profile).objective_epochs
+    return {(k, sat): f"gan objective saturating={sat} k={k} epochs={epochs}"
+            for k in (1, strong_k) for sat in (False, True)} if epochs else {}
+
+
+def loss_runs(runs: Mapping[tuple[int, bool], Sequence[Any]], judge: Any) -> dict[tuple[int, bool], LossRuns]:
+    """The four groups' runs as :class:`LossRuns`, each with the digit its last check crowds onto
+    (``collapse``: from the generators the edition ships)."""
+    from . import collapse
+
+    out = {}
+    for (k, sat), rs in runs.items():
+        tops = collapse.top_digits(rs, judge)
+        out[k, sat] = LossRuns(sat, k, [r.history for r in rs], collapse.digits_text(tops, len(rs)),
+                               collapse.digits_cell(tops, len(rs)))
+    return out

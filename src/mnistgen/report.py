@@ -415,7 +415,7 @@ def results_markdown(m: dict[str, Any]) -> str:
                                     cell(r, "test_nll"), cell(r, "active_units", 1)] for r in m["vae_iwae"]]))
     if m.get("findings"):  # the evaluation chapter's sentences, each computed from a test on the numbers in it
         labels = {"build": "This build", "sweep": "The sweep", "trend": "The pick's trend",
-                  "long": "The pick trained longer", "gan": "The GAN",
+                  "long": "The pick trained longer", "gan": "The GAN", "objective": "The generator loss",
                   "acgan": "The labels", "vae": "The VAE", "rank": "The yardsticks", "copy": "Copies"}
         order = [k for k in labels if k in m["findings"]] + sorted(set(m["findings"]) - set(labels))
         out.append("\n".join(f"- **{labels.get(k, md_text(k))}.** {md_text(m['findings'][k])}" for k in order))
