@@ -300,7 +300,7 @@ else:
     long_caption = (f"The four settings after {follow.objective_epochs} epochs: mean ± sd over {len(ev.seeds)} seeds of the "
                     "last quality check (first yardstick, validation split), and of each seed's lowest FID check (the "
                     "epochs where the seeds reached it). That digit: the most frequent one among the last check's "
-                    "samples of the seeds whose generator is shipped.")
+                    "samples of the seeds whose generator is shipped (s0: seed 0's alone).")
     report.glue_figure("obj_long_fig", plots.quality_curves({name(key): [r.history for r in long_runs[key]] for key in order}),
                        profile)
     z_long = fixed_noise(10, lc.z_dim, long_runs[1, False][0].device)

@@ -46,10 +46,10 @@ def test_the_text_and_the_cell_say_which_seeds_they_speak_of():
     assert collapse.digits_cell(mixed, 5) == "1 (3 of 5), 4 (1), 7 (1)"
     one = [TopDigit(0, 1, 0.99)]
     assert collapse.digits_text(one, 5) == "the digit 1 in seed 0, the only one of 5 seeds whose generator is shipped"
-    assert collapse.digits_cell(one, 5) == "1 (seed 0 only)"
+    assert collapse.digits_cell(one, 5) == "1 (s0)"
     some = [TopDigit(0, 1, 0.9), TopDigit(3, 2, 0.9), TopDigit(4, 1, 0.9)]
     assert collapse.digits_text(some, 5) == "the digit 1 in 2 of the 3 seeds (of 5) whose generator is shipped, 2 in 1"
-    assert collapse.digits_cell(some, 5) == "1, 2 (seeds 0, 3, 4 only)"
+    assert collapse.digits_cell(some, 5) == "1, 2 (s0, s3, s4)"
 
 
 def test_a_digit_is_off_its_share_only_beyond_the_ratio_and_the_test():

@@ -83,13 +83,12 @@ def digits_text(tops: Sequence[TopDigit], n_runs: int) -> str:
 
 def digits_cell(tops: Sequence[TopDigit], n_runs: int) -> str:
     """:func:`digits_text` for a table cell: "1" where every seed's is the digit 1, "1 (3 of 5), 7 (2)"
-    where they differ, "1 (seed 0 only)" where one seed's generator is at hand, "–" where none is."""
+    where they differ, "1 (s0)" where only seed 0's generator is at hand, "–" where none is."""
     if not tops:
         return "–"
     ranked = sorted(Counter(t.digit for t in tops).items(), key=lambda dc: (-dc[1], dc[0]))
     if len(tops) < n_runs:
-        seeds = ", ".join(str(t.seed) for t in tops)
-        return ", ".join(str(d) for d, _ in ranked) + f" (seed{'s' * (len(tops) > 1)} {seeds} only)"
+        return ", ".join(str(d) for d, _ in ranked) + " (" + ", ".join(f"s{t.seed}" for t in tops) + ")"
     if len(ranked) == 1:
         return str(ranked[0][0])
     (d, c), rest = ranked[0], ranked[1:]

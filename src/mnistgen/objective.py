@@ -126,7 +126,8 @@ def long_findings(settings: Mapping[tuple[int, bool], LossRuns], epochs: int, be
     for key in sorted(settings):
         r = settings[key]
         lows, at = r.lowest()
-        rows.append([r.name, values_text(r.last("fid"), 1), f"{values_text(lows, 1)} ({_span(at).split(' ', 1)[1]})",
+        span = _span(at).split(" ", 1)[1].replace("–", "\u2060–\u2060")  # word joiners: no break inside a range
+        rows.append([r.name, values_text(r.last("fid"), 1), f"{values_text(lows, 1)} ({span})",
                      values_text(r.last("inception_score"), 2), values_text(r.last("top_class_share"), 2), r.digits_cell])
     k1 = min(ks)
     sat, ns = settings[k1, True], settings[k1, False]
