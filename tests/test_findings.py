@@ -216,3 +216,10 @@ def test_the_turn_is_later_where_the_curve_bottoms_out_later():
     assert "At batch 64 it comes later with β1 = 0.9 (p < 0.001); at batch 128 it comes later with β1 = 0.9" in text
     same = findings.turn_sentence([setting(0.5, 128), setting(0.9, 128)])
     assert "at batch 128 the turn is not measurably earlier with either β1" in same.lower()
+
+
+def test_the_beta1_sentence_reads_where_neither_model_prefers_one():
+    a, b = [30.0, 31, 32, 33, 34], [31.0, 30, 33, 32, 35]
+    text = findings.label_beta1([("β1 = 0.5, batch 128", a, b), ("β1 = 0.9, batch 128", b, a)])
+    assert text.startswith("Across the two settings, the AC-GAN's validation FID is not measurably different (")
+    assert "between" not in text

@@ -73,3 +73,10 @@ def test_the_ending_follows_the_papers_regime():
     swapped = {**settings, (1, True): settings[1, False], (1, False): settings[1, True]}
     swapped = {key: LossRuns(key[1], key[0], r.histories) for key, r in swapped.items()}
     assert "it also drew the better samples here" in objective.long_findings(swapped, 100, 0.5, 128).ending
+
+
+def test_the_ending_does_not_rank_two_failures():
+    flat = {(1, True): runs(True, 1, lambda e: 30.0, is_value=1.0), (1, False): runs(False, 1, lambda e: 40.0, is_value=1.0),
+            (5, True): runs(True, 5, lambda e: 30.0, is_value=1.0), (5, False): runs(False, 5, lambda e: 40.0, is_value=1.0)}
+    ending = objective.long_findings(flat, 3, 0.5, 128).ending
+    assert "neither loss's generator drew a variety of digits after 3 epochs" in ending and "better" not in ending

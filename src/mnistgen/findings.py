@@ -563,7 +563,7 @@ def label_beta1(pairs: Sequence[tuple[str, Sequence[float] | None, Sequence[floa
     for model, v0, v1 in (("AC-GAN", a0, a1), ("GAN", g0, g1)):
         c = compare(n0, v0, n1, v1)
         if c.verdict == "indistinguishable":
-            parts.append((None, f"the {model}'s validation FID is not measurably different between them ({values_text(v0, 1)} at {n0}, "
+            parts.append((None, f"the {model}'s validation FID is not measurably different ({values_text(v0, 1)} at {n0}, "
                                 f"{values_text(v1, 1)} at {n1}, {_p_short(c)})"))
         else:
             lo, (vl, vh) = (n0, (v0, v1)) if c.verdict == "better" else (n1, (v1, v0))
@@ -571,7 +571,7 @@ def label_beta1(pairs: Sequence[tuple[str, Sequence[float] | None, Sequence[floa
                               f"{_p_short(c)})"))
     (wa, ta), (wg, tg) = parts
     lead = ("The two models prefer different settings: " if wa and wg and wa != wg else
-            "Both models prefer the same setting: " if wa and wg else "Between these settings ")
+            "Both models prefer the same setting: " if wa and wg else "Across the two settings, ")
     return f"{lead}{ta}, and {tg}."
 
 
