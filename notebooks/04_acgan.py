@@ -87,7 +87,11 @@ run, G, cfg = runs[0], runs[0].models["G"], runs[0].cfg
 sweep, choice = evaluate.gan_sweep(profile, ev, judge)  # the GAN of the previous chapter, for comparison
 gan_runs = next(r["runs"] for r in sweep if (r["beta1"], r["batch_size"]) == (choice["beta1"], choice["batch_size"]))
 report.glue_text("acgan_n_seeds", str(len(ev.seeds)))
-display(Markdown(report.provenance("acgan", profile, params, list(judges.values()) + runs + gan_runs)))
+from mnistgen import findings  # noqa: E402 - the like-for-like comparison's runs are this page's too
+
+like_runs = findings.other_acgan_runs(profile, runs, device) + [
+    r for row in sweep if row["batch_size"] == cfg.batch_size and row["runs"] is not gan_runs for r in row["runs"]]
+display(Markdown(report.provenance("acgan", profile, params, list(judges.values()) + runs + gan_runs + like_runs)))
 
 # %% [markdown]
 # Every number below is a mean ± standard deviation over {glue:text}`acgan_n_seeds` seeds,
@@ -282,8 +286,6 @@ for name, x in both.items():
 # ```
 
 # %% tags=["hide-input"]
-from mnistgen import findings
-
 pairs = findings.label_pairs(profile, sweep, runs, device)
 like_rows, like = findings.label_effect(pairs)
 report.glue_text("acgan_like", like)

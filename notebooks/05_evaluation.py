@@ -101,9 +101,17 @@ by_judge = {m: judged(rs) for m, rs in runs.items()}
 real = {name: evaluate.real_metrics(ev, clf) for name, clf in judges.items()}
 runs["vae"] = evaluate.model_runs("vae", profile, ev)
 by_judge["vae"] = judged(runs["vae"])
+# The findings box reads the other chapters' groups too: the sweep, the follow-up groups.
+from mnistgen import edition, findings, objective  # noqa: E402
+
+long = findings.long_run(profile, sweep, report.setting_name(choice), ev.seeds, device)
+obj_runs = {key: edition.group_runs(profile, g, device) for key, g in objective.long_groups(profile).items()}
+other_acgan = findings.other_acgan_runs(profile, runs["acgan"], device)
+read = [r for row in sweep if row["runs"] is not runs["gan"] for r in row["runs"]] + list(long.runs) + other_acgan \
+    + [r for rs in obj_runs.values() if rs for r in rs]
 display(Markdown(report.provenance("evaluation", profile, dict(seeds=seeds, n_samples=n_samples, nll_k=nll_k,
                                                                 nll_images=nll_images, device=device),
-                                   list(judges.values()) + [r for rs in runs.values() for r in rs])))
+                                   list(judges.values()) + [r for rs in runs.values() for r in rs] + read)))
 
 # %% tags=["hide-input"]
 for row, r in zip(by_judge["vae"][names[0]], runs["vae"]):
@@ -410,7 +418,6 @@ found_text: dict[str, str] = {}
 epochs = runs["gan"][0].cfg.epochs
 paper_epochs = make_config("gan", "paper").epochs
 # "still improving" is the trend of a line through the last third of each seed's checks, tested over seeds
-from mnistgen import findings  # noqa: E402
 
 try:
     gan_trend = findings.trend([r.history for r in runs["gan"]])
@@ -444,8 +451,7 @@ found = findings.sweep_findings(sweep, report.setting_name(choice))
 found_text["sweep"] = report.glue_text("find_sweep", f"The paper leaves Adam's β1 and the batch size open; on the validation "
                  f"FID, {found['pick']} {found['factors_short']}")
 found_text["trend"] = report.glue_text("find_trend", found["trend"])
-found_text["long"] = report.glue_text("find_long", findings.long_run(profile, sweep, report.setting_name(choice),
-                                                                      ev.seeds, device).text)
+found_text["long"] = report.glue_text("find_long", long.text)
 acgan_vs = report.verdict(fids[names[0]]["acgan"], fids[names[0]]["gan"], lower_is_better=True)
 found_text["gan"] = report.glue_text("find_gan", f"The GAN's FID in the {names[0]} yardstick's features is {report.cell(summary['gan'], 'fid')} "
                  f"(real training images: {report.cell(real[names[0]], 'fid')}); its Parzen estimate "
@@ -467,9 +473,6 @@ found_text["vae"] = report.glue_text("find_vae", f"The VAE's importance-sampled 
                  f"(k = {summary['vae']['nll_k']:,}, " + ("all 10,000 test images)." if summary['vae']['nll_images'] >= 10_000
                                                             else f"{summary['vae']['nll_images']:,} random test images)."))
 found_text["rank"] = report.glue_text("find_rank", sentence)
-from mnistgen import edition, objective  # noqa: E402
-
-obj_runs = {key: edition.group_runs(profile, g, device) for key, g in objective.long_groups(profile).items()}
 if obj_runs and all(rs is not None for rs in obj_runs.values()):
     oc = next(iter(obj_runs.values()))[0].cfg
     found_text["objective"] = report.glue_text("find_objective", objective.long_findings(

@@ -575,6 +575,18 @@ def label_beta1(pairs: Sequence[tuple[str, Sequence[float] | None, Sequence[floa
     return f"{lead}{ta}, and {tg}."
 
 
+def other_acgan_runs(profile: str, acgan_runs: Sequence[Any], device: str | None = None) -> list[Any]:
+    """The follow-up AC-GAN group of another beta1 that :func:`label_pairs` reads (empty where the
+    profile names none or the edition does not hold it yet): for a page's provenance."""
+    from . import edition
+    from .config import make_config
+
+    b1 = make_config("followup", profile).acgan_beta1
+    if b1 is None or b1 == acgan_runs[0].cfg.beta1:
+        return []
+    return list(edition.group_runs(profile, f"acgan beta1={b1}", device) or [])
+
+
 def label_pairs(profile: str, sweep: Sequence[dict[str, Any]], acgan_runs: Sequence[Any],
                 device: str | None = None) -> list[tuple[str, list[float] | None, list[float] | None]]:
     """The inputs of :func:`label_effect`: the AC-GAN of the chapter (``acgan_runs``) and the

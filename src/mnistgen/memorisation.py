@@ -64,14 +64,15 @@ class Memorisation:
     test_feature: float
     p_pixel: float | None
     p_feature: float | None
-    near_share: list[float]  # per seed: share of samples nearer than the nearest 1 % of test images
+    near_share: list[float]  # per seed: share of samples nearer (in pixels) than the nearest 1 % of test images
+    near_share_feature: list[float]  # the same in the yardstick's features
     closest: list[tuple[float, int, int, int]]  # (pixel distance, seed index, sample index, training index)
     closest_feature: list[tuple[float, int, int, int]]  # the same, nearest in the yardstick's features
     test_closest: list[tuple[float, int, int]]  # (pixel distance, test index, training index): the scale
 
 
 def _p_txt(p: float | None) -> str:
-    return "no test" if p is None else ("p < 0.001" if p < 0.001 else f"p = {p:.2g}")
+    return "no test" if p is None else ("p < 0.001" if p < 0.001 else "p > 0.99" if p > 0.99 else f"p = {p:.2g}")
 
 
 def one_sample_p(diffs: Sequence[float]) -> float | None:
@@ -88,20 +89,21 @@ def measure(samples: Sequence[torch.Tensor], sample_features: Sequence[torch.Ten
     images they could copy and the same number of real test images."""
     t_idx, t_pix = nearest(test, train)
     t_feat = nearest(test_features, train_features)[1]
-    cut = float(torch.quantile(t_pix, 0.01))
-    pixel, feature, share, pairs, feature_pairs = [], [], [], [], []
+    cut, cut_f = float(torch.quantile(t_pix, 0.01)), float(torch.quantile(t_feat, 0.01))
+    pixel, feature, share, share_f, pairs, feature_pairs = [], [], [], [], [], []
     for s, (x, f) in enumerate(zip(samples, sample_features)):
         i, d = nearest(x, train)
         fi, fd = nearest(f, train_features)
         pixel.append(float(d.mean()))
         feature.append(float(fd.mean()))
         share.append(float((d < cut).double().mean()))
+        share_f.append(float((fd < cut_f).double().mean()))
         pairs += [(float(d[j]), s, int(j), int(i[j])) for j in torch.argsort(d, stable=True)[:show].tolist()]
         feature_pairs += [(float(fd[j]), s, int(j), int(fi[j])) for j in torch.argsort(fd, stable=True)[:show].tolist()]
     test_pairs = [(float(t_pix[j]), int(j), int(t_idx[j])) for j in torch.argsort(t_pix, stable=True)[:show].tolist()]
     return Memorisation(pixel, feature, float(t_pix.mean()), float(t_feat.mean()),
                         one_sample_p([p - float(t_pix.mean()) for p in pixel]),
-                        one_sample_p([f - float(t_feat.mean()) for f in feature]), share, sorted(pairs)[:show],
+                        one_sample_p([f - float(t_feat.mean()) for f in feature]), share, share_f, sorted(pairs)[:show],
                         sorted(feature_pairs)[:show], test_pairs)
 
 
@@ -120,9 +122,11 @@ def sentence(m: Memorisation, model: str, n: int) -> str:
             f"(one-sample t-test of the per-seed differences over seeds: {_p_txt(m.p_pixel)}). In the first yardstick's "
             f"features, {values_text(m.feature, 2)} against {m.test_feature:.2f}: "
             f"{word(m.feature, m.test_feature, m.p_feature)} new real digits ({_p_txt(m.p_feature)}). "
-            f"{values_text([100 * s for s in m.near_share], 1)} % of the samples are nearer to a training image than "
-            f"the nearest 1 % of test images are; a generator that copied would put far more than 1 % there. "
-            + tail_verdict(m.near_share, word(m.pixel, m.test_pixel, m.p_pixel).startswith("closer")
+            f"The share of samples nearer to a training image than the nearest 1 % of test images are is "
+            f"{values_text([100 * s for s in m.near_share], 1)} % in pixels and "
+            f"{values_text([100 * s for s in m.near_share_feature], 1)} % in features; a generator that copied would put "
+            "far more than 1 % there. "
+            + tail_verdict(m.near_share, m.near_share_feature, word(m.pixel, m.test_pixel, m.p_pixel).startswith("closer")
                            or word(m.feature, m.test_feature, m.p_feature).startswith("closer")))
 
 
@@ -136,33 +140,45 @@ def tail_p(near_share: Sequence[float]) -> float | None:
 
 
 def copy_finding(mems: dict[str, Memorisation], n: int) -> str:
-    """The findings box's line on copying, per model its 1 % tail and the test behind it."""
+    """The findings box's line on copying: per model its 1 % tails (pixels, features) and the tests."""
     from .report import ALPHA, values_text
 
-    ps = {m: tail_p(x.near_share) for m, x in mems.items()}
-    # no test (one seed, or every seed's share the same): the shares alone decide
-    above = [m for m, p in ps.items() if (p is None or p < ALPHA) and np.mean(mems[m].near_share) > 0.01]
+    def heavy(shares: Sequence[float]) -> bool:  # no test (one seed, no spread): the shares alone decide
+        p = tail_p(shares)
+        return (p is None or p < ALPHA) and float(np.mean(shares)) > 0.01
+
+    parts, above = [], []
+    for m, x in mems.items():
+        parts.append(f"the {m}'s {values_text([100 * s for s in x.near_share], 1)} % in pixels "
+                     f"({_p_txt(tail_p(x.near_share))}) and {values_text([100 * s for s in x.near_share_feature], 1)} % "
+                     f"in the yardstick's features ({_p_txt(tail_p(x.near_share_feature))})")
+        if heavy(x.near_share) or heavy(x.near_share_feature):
+            above.append(m)
     text = (f"Do the GANs copy their training images? Of the {n:,} judged samples of each seed, "
-            + " and ".join(f"the {m}'s {values_text([100 * s for s in x.near_share], 1)} %" for m, x in mems.items())
-            + " lie nearer to a training image than the nearest 1 % of real test images do (one-sided t-test over "
-            f"seeds against 1 %: " + ", ".join(f"{m} {_p_txt(p)}" for m, p in ps.items()) + "): ")
+            + "; ".join(parts) + " lie nearer to a training image than the nearest 1 % of real test images do "
+            "(one-sided t-tests over seeds against 1 %): ")
     if not above:
-        return text + "no more than new real digits put there, so no sign of copying."
-    return text + "more than new real digits put there for the " + " and the ".join(above) + \
+        return text + "no more than real test images do, so no sign of copying."
+    return text + "more than real test images do for the " + " and the ".join(above) + \
         "; the evaluation chapter shows the closest pairs."
 
 
-def tail_verdict(near_share: list[float], closer_on_average: bool) -> str:
-    """What the 1 % tail says about copying (one-sided one-sample t-test of the per-seed shares
-    against 0.01): the measure that speaks to copies, where the averages can only say "nearer"."""
+def tail_verdict(near_share: list[float], near_share_feature: list[float], closer_on_average: bool) -> str:
+    """What the 1 % tails say about copying (one-sided one-sample t-tests of the per-seed shares
+    against 0.01, in pixels and in features): the measure that speaks to copies, where the averages
+    can only say "nearer"."""
     from .report import ALPHA
 
-    shares = np.asarray(near_share, dtype=float)
-    p = tail_p(shares)
-    above = (p is None or p < ALPHA) and shares.mean() > 0.01
-    lead = ("Nearer on average is not a copy (a copy lies at distance zero from its original); the tail is the "
-            "test of copying, and it " if closer_on_average else "That tail ")
-    return lead + ("holds more samples than new real digits put there (one-sided t-test against 1 %: "
-                   f"{_p_txt(p)}): the closest pairs below are "
-                   "the ones to look at." if above else "holds no more samples than new real digits put there "
-                   f"(one-sided t-test against 1 %: {_p_txt(p)}): no sign of copying.")
+    def above(shares: Sequence[float]) -> tuple[bool, float | None]:
+        p = tail_p(shares)
+        return (p is None or p < ALPHA) and float(np.mean(shares)) > 0.01, p
+
+    (a_pix, p_pix), (a_feat, p_feat) = above(near_share), above(near_share_feature)
+    lead = ("Nearer on average is not a copy (a copy lies at distance zero from its original); the tails are the "
+            "test of copying, and they " if closer_on_average else "Those tails ")
+    tests = f"one-sided t-tests against 1 %: pixels {_p_txt(p_pix)}, features {_p_txt(p_feat)}"
+    if not a_pix and not a_feat:
+        return lead + f"hold no more samples than real test images put there ({tests}): no sign of copying."
+    where = " and ".join(w for w, a in (("pixels", a_pix), ("features", a_feat)) if a)
+    return lead + f"hold more samples than real test images put there in {where} ({tests}): the closest pairs below " \
+        "are the ones to look at."
