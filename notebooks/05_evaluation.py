@@ -130,6 +130,8 @@ results = {
     # Burda et al.'s model on the profile's schedule: one row per (objective, k), mean and sd over seeds
     "vae_iwae": [{k: v for k, v in row.items() if k != "runs"} for row in evaluate.iwae_table(profile, ev)],
     "runs": {m: [r.path.name for r in rs] for m, rs in runs.items()},
+    # the digit each seed's judged samples hold most of (the share alone does not say which)
+    "top_digits": {m: [int(np.argmax(x["class_histogram"])) for x in by_judge[m][names[0]]] for m in runs},
 }
 out = RESULTS_ROOT / profile
 atomic_write_json(out / "metrics.json", results)
@@ -441,11 +443,11 @@ build_text = (f"This build is the {profile} profile: the GAN "
                  + ".")  # the pick's trend is a finding of its own (find_trend)
 follow, iwae_cfg = make_config("followup", profile), make_config("iwae", profile)
 extra = ([f"β1 = {follow.long_beta1}, batch {follow.long_batch_size} again for {follow.long_epochs} epochs"] if follow.long_epochs else []) + \
-    ([f"the objective chapter's four settings for {follow.objective_epochs}"] if follow.objective_epochs else []) + \
-    ([f"the AC-GAN at β1 = {follow.acgan_beta1}"] if follow.acgan_beta1 is not None else []) + \
+    ([f"the objective chapter's four settings for {follow.objective_epochs} epochs"] if follow.objective_epochs else []) + \
+    ([f"the AC-GAN at β1 = {follow.acgan_beta1} for {acgan_epochs} epochs"] if follow.acgan_beta1 is not None else []) + \
     [f"Burda et al.'s IWAE rows for {iwae_cfg.epochs} epochs with seeds "
      f"{', '.join(map(str, make_config('iwae_table', profile).seeds))}"]
-build_text += " Beside them it trains " + (", ".join(extra[:-1]) + " and " + extra[-1] if len(extra) > 1 else extra[0]) + "."
+build_text += " Beside them it trains " + "; ".join(extra) + "."
 
 found = findings.sweep_findings(sweep, report.setting_name(choice))
 found_text["sweep"] = report.glue_text("find_sweep", f"The paper leaves Adam's β1 and the batch size open; on the validation "
@@ -506,7 +508,7 @@ report.glue_text("find_paper", where)
 found_text["build"] = report.glue_text("find_build", build_text + ("" if profile == "paper" else " " + where))
 report.glue_text("find_rank_short", ("the two rank the models the same way" if same_order and not ties else
                                      "the two put the mean FIDs in the same order, though not every step is a "
-                                     "measurable difference (" + "; ".join(ties) + ")" if same_order else
+                                     "measurable difference: " + "; ".join(ties) if same_order else
                                      "here they order the models differently"))
 report.glue_text("find_vae_modes", off_share("VAE").removeprefix("the VAE draws "))
 _ = report.glue_text("eval_summary", sentence + " " + f"The AC-GAN draws the requested digit in "

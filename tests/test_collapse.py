@@ -64,3 +64,10 @@ def test_a_digit_is_off_its_share_only_beyond_the_ratio_and_the_test():
         "the AC-GAN draws no digit measurably outside 3/4 to 4/3 of its share in the data"
     many = [[0.2] + [0.8 / 9] * 9, [0.21] + [0.79 / 9] * 9]
     assert collapse.off_shares("GAN", many, real).startswith("the GAN draws too many 0s (20% against 10%)")
+
+
+def test_noise_is_not_named_a_digit():
+    grey = [TopDigit(0, 1, 0.4, confidence=0.24)]
+    assert collapse.is_noise(grey) and not collapse.is_noise([TopDigit(0, 1, 0.99, confidence=0.99)])
+    assert collapse.digits_text(grey, 5).startswith("noise rather than digits in seed 0: the yardstick's mean confidence")
+    assert collapse.digits_cell(grey, 5) == "noise (s0)"

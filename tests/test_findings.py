@@ -47,7 +47,7 @@ def test_equal_updates_find_a_tie_where_equal_epochs_find_a_batch_size_effect():
     c = findings.compare(s64.name, at64, s128.name, at128)
     assert (f"the batch size makes no measurable difference (at β1 = 0.9, {values_text(at64, 1)} with batch 64 against "
             f"{values_text(at128, 1)} with batch 128, p = {c.p:.2g}: not measurably different)") in short
-    assert "differ at equal epochs (20; p < 0.001) but not measurably at 2,000 updates: at this length" in short
+    assert "differ at equal epochs (20; p < 0.001) but not measurably at 2,000 updates: up to those updates" in short
     pick = findings.pick_sentence([s64, s128], s128.name)
     assert "measurably below the next" in pick
 
@@ -120,7 +120,7 @@ def test_the_sweep_findings_are_computed_from_the_histories():
     assert found["pick"].startswith("by the rule fixed in advance (lowest mean final FID) the report uses β1 = 0.9, "
                                     "batch 128 (150.5 ± 1.3); at the end of training it is measurably below the next")
     assert "At equal updates (320) the pick also has the lowest mean FID" in found["pick"]
-    assert found["factors"].startswith("At equal generator updates (320; Welch's t-test over 4 seeds a setting), β1 matters")
+    assert found["factors"].startswith("At equal generator updates (320; Welch's t-test over 4 seeds per setting), β1 matters")
     assert found["early"].startswith("At its lowest validation FID (each seed's best check, an optimistic number) "
                                      "β1 = 0.5, batch 128 has the lowest mean (61.5 ± 1.3, after 80 updates; the next, "
                                      "β1 = 0.9, batch 128: 148.2 ± 1.0, Welch's t-test over seeds: p < 0.001, n = 4 and 4), "
@@ -178,7 +178,7 @@ def test_the_longer_run_says_where_its_losses_part_from_the_sweeps():
     same = findings.Setting("β1 = 0.9, batch 128", 0.9, 128, [h[:20] for h in hs], 100)
     moved = [[{**r, "d_loss": r["d_loss"] + (1e-4 if r["epoch"] >= 3 and i == 1 else 0)} for r in h] for i, h in enumerate(hs)]
     long = findings.Setting(same.name, 0.9, 128, moved, 100)
-    assert "(their losses part from the sweep's runs' at epoch 3)" in findings.long_sentence(long, same, same)
+    assert "(their losses diverge from the sweep's runs' at epoch 3)" in findings.long_sentence(long, same, same)
     assert "(their losses repeat the sweep's runs exactly)" in findings.long_sentence(
         findings.Setting(same.name, 0.9, 128, hs, 100), same, same)
 
@@ -191,7 +191,7 @@ def test_the_labels_answer_rests_on_the_like_for_like_tests():
     pairs = [("β1 = 0.5, batch 128", gan5, acgan5), ("β1 = 0.9, batch 128", gan9, acgan9)]
     rows, like = findings.label_effect(pairs)
     assert [r[3] for r in rows] == ["the labels help", "no measurable difference"]
-    assert like.startswith("Like for like (the same β1 and batch size, validation FID at the last check): at β1 = 0.5, "
+    assert like.startswith("Setting by setting (the same β1 and batch size, validation FID at the last check): at β1 = 0.5, "
                            "batch 128 the labels help (AC-GAN 16.4 ± 1.1 against GAN 513 ± 12")
     answer = findings.label_answer(pairs)
     assert answer == "Like for like, the labels help at 1 of 2 settings."
@@ -213,9 +213,11 @@ def test_the_turn_is_later_where_the_curve_bottoms_out_later():
     text = findings.turn_sentence(settings)
     assert text.startswith("Each seed's lowest FID check came after ")
     assert "(β1 = 0.9, batch 128) generator updates." in text
-    assert "At batch 64 it comes later with β1 = 0.9 (p < 0.001); at batch 128 it comes later with β1 = 0.9" in text
+    assert "At both batch sizes it comes later with β1 = 0.9 (batch 64: p < 0.001; batch 128: p < 0.001; Welch's" in text
     same = findings.turn_sentence([setting(0.5, 128), setting(0.9, 128)])
     assert "at batch 128 the turn is not measurably earlier with either β1" in same.lower()
+    mixed = findings.turn_sentence([setting(0.5, 64), setting(0.5, 128), setting(0.9, 64, curve=later), setting(0.9, 128)])
+    assert "At batch 64 it comes later with β1 = 0.9 (p < 0.001); at batch 128 the turn is not measurably" in mixed
 
 
 def test_the_beta1_sentence_reads_where_neither_model_prefers_one():

@@ -43,7 +43,7 @@ def test_two_generators_without_variety_rank_two_failures():
     collapsed = runs(False, 5, lambda e: 1500.0, is_value=1.07, share=0.99)
     text = objective.regime_sentence(frozen, collapsed)
     assert text.startswith("with k = 5 neither loss's generator draws a variety of digits (Inception Score 1.0")
-    assert "under 2, the threshold used here): their FIDs" in text and "rank two failures" in text
+    assert "under 2, the threshold used here): their FIDs" in text and "differ, but as a ranking of two failures" in text
     assert "better" not in text and "worse" not in text
 
 
@@ -56,7 +56,13 @@ def test_a_collapse_counts_the_seeds_over_the_threshold():
     text = objective.collapse_sentence([runs(False, 1, u_curve(50, 150)), named])
     assert f"in {n_over} of 5 seeds of saturating, k = 5 (" in text and "; the digit 1 in 5 of 5 seeds)" in text
     assert "non-saturating, k = 1" not in text  # no seed over
-    assert objective.collapse_sentence([runs(False, 1, u_curve(50, 150))]).endswith("in no seed of any setting.")
+    assert objective.collapse_sentence([runs(False, 1, u_curve(50, 150))]).endswith(
+        "in no seed of any setting that draws digits.")
+    grey = LossRuns(True, 5, half.histories, digits="noise rather than digits in seed 0: the yardstick's mean "
+                    "confidence in its label is 0.24, under 0.5", noise=True)
+    text = objective.collapse_sentence([grey])
+    assert "in no seed of any setting that draws digits. Saturating, k = 5 draws noise rather than digits in seed 0" in text
+    assert text.endswith(") is no collapse.")
 
 
 def test_the_ending_follows_the_papers_regime():
@@ -67,8 +73,9 @@ def test_the_ending_follows_the_papers_regime():
                                    "paper, although in the paper's regime (k = 1) the saturating loss drew the better")
     assert [r[0] for r in found.rows] == ["non-saturating, k = 1", "saturating, k = 1", "non-saturating, k = 5",
                                           "saturating, k = 5"]
-    assert found.short.startswith("Trained for 100 epochs (β1 = 0.5, batch 128: the profile's GAN settings, as in the "
-                                  "short runs of the objective chapter), with k = 1 the saturating loss's samples are better")
+    assert found.short.startswith("Trained for 100 epochs (β1 = 0.5, batch 128: the profile's default GAN settings, "
+                                  "which the sweep's pick need not share, as in the short runs of the objective chapter), "
+                                  "with k = 1 the saturating loss's samples are better")
     assert found.short.endswith(found.ending) and "collapse threshold" not in found.short
     swapped = {**settings, (1, True): settings[1, False], (1, False): settings[1, True]}
     swapped = {key: LossRuns(key[1], key[0], r.histories) for key, r in swapped.items()}

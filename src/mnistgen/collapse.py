@@ -32,6 +32,17 @@ class TopDigit:
     seed: int
     digit: int
     share: float
+    confidence: float = 1.0  # the judge's mean probability of its own label: under NOISE_CONFIDENCE, noise
+
+
+# Samples the judge labels with a mean top probability under this are noise, not digits (a trained
+# generator's digits: above 0.9 in this report; grey noise: about 0.25).
+NOISE_CONFIDENCE = 0.5
+
+
+def is_noise(tops: Sequence[TopDigit]) -> bool:
+    """Whether the judge reads these seeds' samples as noise (mean confidence under NOISE_CONFIDENCE)."""
+    return bool(tops) and float(np.mean([t.confidence for t in tops])) < NOISE_CONFIDENCE
 
 
 @torch.no_grad()
@@ -57,7 +68,7 @@ def top_digit(run: Run, judge: Run) -> TopDigit | None:
     images, _ = last_check_samples(run)
     probs, _ = metrics.classify(judge.models["net"], images)
     counts = torch.bincount(probs.argmax(1), minlength=probs.shape[1])
-    return TopDigit(cfg.seed, int(counts.argmax()), float(counts.max()) / len(images))
+    return TopDigit(cfg.seed, int(counts.argmax()), float(counts.max()) / len(images), float(probs.max(1).values.mean()))
 
 
 def top_digits(runs: Sequence[Run], judge: Run) -> list[TopDigit]:
@@ -71,6 +82,11 @@ def digits_text(tops: Sequence[TopDigit], n_runs: int) -> str:
     says of which seeds it speaks ("the digit 1 in seed 0, the only seed whose generator is shipped")."""
     if not tops:
         return "which digit is not known: no seed's generator is shipped"
+    if is_noise(tops):
+        conf = float(np.mean([t.confidence for t in tops]))
+        seeds = f"seed {tops[0].seed}" if len(tops) == 1 else f"{len(tops)} seeds"
+        return (f"noise rather than digits in {seeds}: the yardstick's mean confidence in its label is {conf:.2f}, under "
+                f"{NOISE_CONFIDENCE:g}")
     ranked = sorted(Counter(t.digit for t in tops).items(), key=lambda dc: (-dc[1], dc[0]))
     (d, c), rest = ranked[0], ranked[1:]
     more = "".join(f", {d2} in {c2}" for d2, c2 in rest)
@@ -86,6 +102,8 @@ def digits_cell(tops: Sequence[TopDigit], n_runs: int) -> str:
     where they differ, "1 (s0)" where only seed 0's generator is at hand, "–" where none is."""
     if not tops:
         return "–"
+    if is_noise(tops):
+        return "noise (" + ", ".join(f"s{t.seed}" for t in tops) + ")"
     ranked = sorted(Counter(t.digit for t in tops).items(), key=lambda dc: (-dc[1], dc[0]))
     if len(tops) < n_runs:
         return ", ".join(str(d) for d, _ in ranked) + " (" + ", ".join(f"s{t.seed}" for t in tops) + ")"

@@ -169,7 +169,7 @@ def factor_summary(settings: Sequence[Setting], key: str = "fid", lead: str | No
     end = {s.name: finals(s, key) for s in settings}
     eq_upd, eq_ep = factor_effects(settings, at), factor_effects(settings, end)
     seeds = len(settings[0].histories)
-    text = (f"{lead or f'at equal generator updates ({n:,})'} (Welch's t-test over {seeds} seeds a setting) "
+    text = (f"{lead or f'at equal generator updates ({n:,})'} (Welch's t-test over {seeds} seeds per setting) "
             f"{_effect_short(eq_upd['beta1'], by, 'beta1')} and {_effect_short(eq_upd['batch'], by, 'batch')}")
     length = [c for c, u in zip(eq_ep["batch"], eq_upd["batch"])
               if c.verdict != "indistinguishable" and u.verdict == "indistinguishable"]
@@ -177,7 +177,7 @@ def factor_summary(settings: Sequence[Setting], key: str = "fid", lead: str | No
         epochs = {by[name].histories[0][-1]["epoch"] for c in length for name in (c.a, c.b)}
         text += (". " + " and ".join(f"{c.a} against {c.b}" for c in length) + " differ at equal epochs ("
                  + ", ".join(map(str, sorted(epochs))) + f"; {'; '.join(_p_short(c) for c in length)}) but not "
-                 f"measurably at {n:,} updates: at this length that difference is one of training length (the "
+                 f"measurably at {n:,} updates: up to those updates the difference is one of training length (the "
                  "smaller batch makes more updates an epoch)")
     return text
 
@@ -194,7 +194,7 @@ def factor_sentence(settings: Sequence[Setting], key: str = "fid") -> str:
     end = {s.name: finals(s, key) for s in settings}
     eq_upd, eq_ep = factor_effects(settings, at), factor_effects(settings, end)
     seeds = len(settings[0].histories)
-    text = (f"At equal generator updates ({n:,}; Welch's t-test over {seeds} seeds a setting), "
+    text = (f"At equal generator updates ({n:,}; Welch's t-test over {seeds} seeds per setting), "
             f"{_effect_text(eq_upd['beta1'], 'β1')}, and {_effect_text(eq_upd['batch'], 'the batch size')}.")
     length_only = [c for c, u in zip(eq_ep["batch"], eq_upd["batch"])
                    if c.verdict != "indistinguishable" and u.verdict == "indistinguishable"]
@@ -287,7 +287,8 @@ def trend_sentence(name: str, t: Trend, unit: str = "FID", lower_is_better: bool
     lo, hi = min(t.slopes), max(t.slopes)
     shown = "< 0.001" if t.p is not None and t.p < 0.001 else ("n/a" if t.p is None else f"= {t.p:.2g}")
     digits = 0 if max(abs(lo), abs(hi)) >= 10 else 2
-    detail = (f"a line fitted per seed rises for {t.rising} of {len(t.slopes)} seeds ({lo:+.{digits}f} to {hi:+.{digits}f} {unit} "
+    signed = lambda v: f"{v:+,.{digits}f}".replace("-", "\u2212")  # noqa: E731 - a minus sign, not a hyphen
+    detail = (f"a line fitted per seed rises for {t.rising} of {len(t.slopes)} seeds ({signed(lo)} to {signed(hi)} {unit} "
               f"per {t.per} epochs; one-sample t-test of the slopes against 0: p {shown})")
     worse, better = ("rising", "falling") if lower_is_better else ("falling", "rising")
     verb = {worse: "is still getting worse", better: "is still improving", "flat": "has no measurable trend"}[t.direction]
@@ -332,7 +333,7 @@ def equal_updates_rows(settings: Sequence[Setting], picked: str) -> tuple[list[s
             slope = f"{values_text(t.slopes, 0)}: {t.direction} ({t.rising} of {len(t.slopes)} seeds up)"
         except ValueError:  # fewer than three checks (a short profile)
             slope = "too few checks"
-        span = _span(where)
+        span = _span(where).replace("–", "\u2060–\u2060")  # word joiners: a table cell keeps its range whole
         rows.append([f"**{s.name}** (picked)" if s.name == picked else s.name, f"{s.updates_per_epoch:,}",
                      f"{values_text(at, 1)} ({epoch})", f"{values_text(finals(s), 1)} ({s.updates:,})",
                      f"{values_text(lows, 1)} ({span})",
@@ -348,19 +349,28 @@ def turn_sentence(settings: Sequence[Setting]) -> str:
     spans = [f"{_span(where[s.name])} ({s.name})" for s in settings]
     text = ("Each seed's lowest FID check came after "
             + (", ".join(spans[:-1]) + " and " + spans[-1] if len(spans) > 1 else spans[0]) + " generator updates.")
-    parts = []
+    found = []  # (batch, the later beta1 or None, p text)
     for batch in sorted({s.batch_size for s in settings}):
         row = sorted((s for s in settings if s.batch_size == batch), key=lambda s: s.beta1)
         if len(row) != 2:
             continue
         a, b = row
         c = compare(a.name, [float(u) for u in where[a.name]], b.name, [float(u) for u in where[b.name]])
-        parts.append(f"at batch {batch} " + (f"the turn is not measurably earlier with either β1 ({_p_short(c)})"
-                                              if c.verdict == "indistinguishable" else
-                                              f"it comes later with β1 = {(b if c.verdict == 'better' else a).beta1} "
-                                              f"({_p_short(c)})"))
-    if parts:
-        text += " " + _capital("; ".join(parts)) + " (Welch's t-test over seeds of the updates at the lowest check)."
+        found.append((batch, None if c.verdict == "indistinguishable" else (b if c.verdict == "better" else a).beta1,
+                      _p_short(c)))
+    test = "Welch's t-test over seeds of the updates at the lowest check"
+    later = {b1 for _, b1, _ in found}
+    if len(found) > 1 and len(later) == 1:
+        b1 = later.pop()
+        ps = "; ".join(f"batch {batch}: {p}" for batch, _, p in found)
+        text += (f" At {'both batch sizes' if len(found) == 2 else 'every batch size'} " +
+                 (f"it comes later with β1 = {b1}" if b1 is not None else "the turn is not measurably earlier with "
+                  "either β1") + f" ({ps}; {test}).")
+    elif found:
+        text += " " + _capital("; ".join(
+            f"at batch {batch} " + (f"it comes later with β1 = {b1} ({p})" if b1 is not None else
+                                    f"the turn is not measurably earlier with either β1 ({p})")
+            for batch, b1, p in found)) + f" ({test})."
     return text
 
 
@@ -383,8 +393,10 @@ def sweep_findings(sweep: Sequence[dict[str, Any]], picked: str,
     early_best = min(settings, key=lambda s: float(np.mean(low[s.name][0])))
     v, where = low[early_best.name]
     runner = sorted((s for s in settings if s is not early_best), key=lambda s: float(np.mean(low[s.name][0])))
-    against = (f"; the next, {runner[0].name}: {values_text(low[runner[0].name][0], 1)}, "
-               f"{p_text(v, low[runner[0].name][0])}" if runner else "")
+    nxt = low[runner[0].name][0] if runner else None
+    against = (f"; the next, {runner[0].name}: {values_text(nxt, 1)}, {p_text(v, nxt)}"
+               + ("" if verdict(v, nxt, lower_is_better=True) == "better" else ": not measurably lower")
+               if runner else "")
     early = (f"At its lowest validation FID (each seed's best check, an optimistic number) {early_best.name} has the "
              f"lowest mean ({values_text(v, 1)}, after {_span(where)} updates{against})"
              + (", the setting the rule picks." if early_best.name == picked else
@@ -453,14 +465,14 @@ def long_sentence(long: Setting, same: Setting, reference: Setting) -> str:
     except ValueError:
         pass
     # The longer runs are a group of their own with the sweep's seeds, not the sweep's runs
-    # continued: where their losses part from the sweep's, at the sweep's length they are a second
+    # continued: where their losses diverge from the sweep's, at the sweep's length they are a second
     # sample of the same setting.
     again_epoch, again = at_updates(long, same.updates)
     r = compare(long.name, again, same.name, finals(same))
     same_word = {"better": "below", "worse": "above", "indistinguishable": "not measurably different from"}[r.verdict]
     parted = _parted(long.histories, same.histories)
     how = ("" if parted is None else " (their losses repeat the sweep's runs exactly)" if parted == 0 else
-           f" (their losses part from the sweep's runs' at epoch {parted})")
+           f" (their losses diverge from the sweep's runs' at epoch {parted})")
     text += (f" These are new runs with the same seeds, trained as a group of their own, not the sweep's runs "
              f"continued{how}; at the sweep's length (epoch {again_epoch}) they score {values_text(again, 1)}, "
              f"{same_word} the sweep's {values_text(finals(same), 1)} ({p_text(again, finals(same))}).")
@@ -527,7 +539,7 @@ def label_effect(pairs: Sequence[tuple[str, Sequence[float] | None, Sequence[flo
         rows.append([name, values_text(gan, 1), values_text(acgan, 1), word[c.verdict], _p_short(c)])
         parts.append(f"at {name} {word[c.verdict]} (AC-GAN {values_text(acgan, 1)} against GAN {values_text(gan, 1)}, "
                      f"{p_text(acgan, gan)})")
-    return rows, "Like for like (the same β1 and batch size, validation FID at the last check): " + "; ".join(parts) + "."
+    return rows, "Setting by setting (the same β1 and batch size, validation FID at the last check): " + "; ".join(parts) + "."
 
 
 def label_answer(pairs: Sequence[tuple[str, Sequence[float] | None, Sequence[float] | None]]) -> str:

@@ -57,6 +57,7 @@ class PathStats:
     slerp_norm: float
     end_norm: float
     p: float | None
+    pairs: int = 200  # random pairs of prior draws per generator
 
 
 @torch.no_grad()
@@ -74,7 +75,7 @@ def path_stats(generators: Sequence[torch.nn.Module], net: torch.nn.Module, z_di
     diffs = np.subtract(sc, lc)
     p = None if len(diffs) < 2 or diffs.std() == 0 else float(stats.ttest_1samp(diffs, 0.0).pvalue)
     return PathStats(lc, sc, float(mid_l.norm(dim=1).mean()), float(mid_s.norm(dim=1).mean()),
-                     float(z.norm(dim=1).mean()), p)
+                     float(z.norm(dim=1).mean()), p, pairs)
 
 
 def path_sentence(s: PathStats, alpha: float = 0.05) -> str:
@@ -87,7 +88,7 @@ def path_sentence(s: PathStats, alpha: float = 0.05) -> str:
         verdict = "the spherical path's midpoints are read as digits more confidently"
     else:
         verdict = "the straight path's midpoints are read as digits more confidently"
-    return (f"Over random pairs of prior draws, the straight path's midpoint has norm {s.lerp_norm:.2f} on "
+    return (f"Over {s.pairs:,} random pairs of prior draws, the straight path's midpoint has norm {s.lerp_norm:.2f} on "
             f"average and the spherical one's {s.slerp_norm:.2f} (the ends: {s.end_norm:.2f}); the yardstick's "
             f"confidence in its top digit at the midpoint is {values_text(s.lerp_conf, 3)} on the straight path and "
             f"{values_text(s.slerp_conf, 3)} on the spherical one (mean ± sd over {len(s.lerp_conf)} seeds; paired "

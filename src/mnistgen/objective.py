@@ -40,6 +40,7 @@ class LossRuns:
     histories: list[History]
     digits: str = ""
     digits_cell: str = "–"
+    noise: bool = False  # the judge reads its samples as noise, not digits (collapse.is_noise)
 
     @property
     def name(self) -> str:
@@ -73,7 +74,7 @@ def regime_sentence(sat: LossRuns, ns: LossRuns) -> str:
         return (f"with k = {k} neither loss's generator draws a variety of digits (Inception Score "
                 f"{values_text(is_sat, 2)} with the saturating loss and {values_text(is_ns, 2)} with the non-saturating "
                 f"one, under {IS_VARIETY:g}, the threshold used here): their FIDs ({values_text(fid_sat, 1)} against "
-                f"{values_text(fid_ns, 1)}, {p_text(fid_sat, fid_ns)}) rank two failures")
+                f"{values_text(fid_ns, 1)}, {p_text(fid_sat, fid_ns)}) differ, but as a ranking of two failures")
     last = compare("saturating", fid_sat, "non-saturating", fid_ns)
     (low_sat, at_sat), (low_ns, at_ns) = sat.lowest(), ns.lowest()
     low = compare("saturating", low_sat, "non-saturating", low_ns)
@@ -91,16 +92,18 @@ def regime_sentence(sat: LossRuns, ns: LossRuns) -> str:
 
 def collapse_sentence(settings: Sequence[LossRuns]) -> str:
     """How many seeds of each setting have one digit over ``COLLAPSE_SHARE`` of the last check's samples."""
-    over = []
+    over, noise = [], []
     for r in settings:
         shares = r.last("top_class_share")
         n = sum(s > COLLAPSE_SHARE for s in shares)
-        if n:
+        if r.noise:
+            noise.append(f"{r.name} draws {r.digits}, so its share of one label ({values_text(shares, 2)}) is no collapse")
+        elif n:
             over.append(f"{n} of {len(shares)} seeds of {r.name} ({values_text(shares, 2)}"
                         + (f"; {r.digits}" if r.digits else "") + ")")
-    where = "; ".join(over) if over else "no seed of any setting"
+    where = "; ".join(over) if over else "no seed of any setting that draws digits"
     return (f"One digit makes up more than {COLLAPSE_SHARE:g} of the last check's samples (the collapse threshold "
-            f"used here; balanced digits: 0.1) in {where}.")
+            f"used here; balanced digits: 0.1) in {where}." + "".join(f" {n[0].upper()}{n[1:]}." for n in noise))
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,8 @@ def long_findings(settings: Mapping[tuple[int, bool], LossRuns], epochs: int, be
     found of the loss the report keeps."""
     ks = sorted({k for k, _ in settings})
     verdicts = [regime_sentence(settings[k, True], settings[k, False]) for k in ks]
-    lead = f"Trained for {epochs} epochs (β1 = {beta1}, batch {batch_size}: the profile's GAN settings, as in the short runs"
+    lead = (f"Trained for {epochs} epochs (β1 = {beta1}, batch {batch_size}: the profile's default GAN settings, which "
+            "the sweep's pick need not share, as in the short runs")
     text = f"{lead} above), " + "; ".join(verdicts) + ". " + collapse_sentence([settings[key] for key in sorted(settings)])
     header = ["generator loss, regime", "FID ↓ (last check)", "lowest FID (epochs)", "Inception Score ↑",
               "most frequent digit's share", "that digit"]
@@ -127,7 +131,7 @@ def long_findings(settings: Mapping[tuple[int, bool], LossRuns], epochs: int, be
         r = settings[key]
         lows, at = r.lowest()
         span = _span(at).split(" ", 1)[1].replace("–", "\u2060–\u2060")  # word joiners: no break inside a range
-        rows.append([r.name, values_text(r.last("fid"), 1), f"{values_text(lows, 1)} ({span})",
+        rows.append([r.name.replace(" = ", "\u00a0=\u00a0"), values_text(r.last("fid"), 1), f"{values_text(lows, 1)} ({span})",
                      values_text(r.last("inception_score"), 2), values_text(r.last("top_class_share"), 2), r.digits_cell])
     k1 = min(ks)
     sat, ns = settings[k1, True], settings[k1, False]
@@ -175,5 +179,5 @@ def loss_runs(runs: Mapping[tuple[int, bool], Sequence[Any]], judge: Any) -> dic
     for (k, sat), rs in runs.items():
         tops = collapse.top_digits(rs, judge)
         out[k, sat] = LossRuns(sat, k, [r.history for r in rs], collapse.digits_text(tops, len(rs)),
-                               collapse.digits_cell(tops, len(rs)))
+                               collapse.digits_cell(tops, len(rs)), collapse.is_noise(tops))
     return out
