@@ -27,7 +27,7 @@ ARTIFACTS = REPO / "tests" / "artifacts"
 EXPECTED_FIGURES = {
     "01_gan_objective": {"obj_theory": (400, 250), "obj_measured": (560, 500), "obj_strong": (560, 500),
                          "obj_samples": (500, 150),  # four rows of ten digits
-                         "obj_long_fig": (560, 450)},
+                         "obj_long_fig": (560, 450), "obj_long_samples": (500, 150)},
     "02_gan_experiments": {"gan_samples": (400, 400), "gan_interp": (500, 400), "gan_curves": (560, 550),
                            "gan_strip": (100, 300), "gan_quality": (560, 450), "gan_sweep": (560, 450),
                            "gan_sweep_samples": (500, 150), "gan_long_fig": (560, 450)},
@@ -38,11 +38,11 @@ EXPECTED_FIGURES = {
     "05_evaluation": {"eval_side": (500, 300), "eval_classes": (560, 250), "eval_nn": (500, 120)},
 }
 # Figures of the follow-up groups (edition.followup_groups): drawn once the edition holds them.
-FOLLOWUP_FIGURES = {"gan_long_fig", "obj_long_fig"}
+FOLLOWUP_FIGURES = {"gan_long_fig", "obj_long_fig", "obj_long_samples"}
 # The figures that are one grid of digits: name -> (rows, columns) of tiles, each of which must
 # hold a digit (not one flat colour).
 DIGIT_GRIDS = {"gan_samples": (10, 10), "gan_interp": (8, 10), "gan_strip": (6, 2), "vae_recon": (4, 10),
-               "vae_samples": (10, 10), "vae_interp": (8, 10), "acgan_grid": (10, 10), "eval_nn": (2, 8),
+               "vae_samples": (10, 10), "vae_interp": (8, 10), "acgan_grid": (10, 10), "eval_nn": (10, 8), "obj_long_samples": (4, 10),
                "eval_side": (6, 10)}
 
 
@@ -87,7 +87,8 @@ def digit_tiles(png: bytes) -> list[list[np.ndarray]]:
 
     Digits sit on black, tiles are separated by white padding, the figure is white: the grid is
     where most pixels are not white; inside it, rows and columns of white alone are padding.
-    Runs shorter than half the longest (tick labels, a title) are not tiles.
+    Runs shorter than half the longest (tick labels, a title) are not tiles; columns are read in
+    the rows of tiles alone, so a panel's title between them (``plots.pair_panels``) is not one.
     """
     g = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=float)
     dark = g < 200
@@ -98,7 +99,9 @@ def digit_tiles(png: bytes) -> list[list[np.ndarray]]:
         runs = _runs(mask)
         longest = max(b - a for a, b in runs)
         return [(a, b) for a, b in runs if b - a >= longest / 2]
-    tc, tr = tile_runs((box < 200).any(0)), tile_runs((box < 200).any(1))
+    tr = tile_runs((box < 200).any(1))
+    in_tiles = np.concatenate([box[r0:r1] for r0, r1 in tr])
+    tc = tile_runs((in_tiles < 200).any(0))
     return [[box[r0:r1, c0:c1] for c0, c1 in tc] for r0, r1 in tr]
 
 

@@ -71,7 +71,7 @@ def test_the_ending_follows_the_papers_regime():
     found = objective.long_findings(settings, 100, 0.5, 128)
     assert found.ending.startswith("The rest of this report keeps the paper's non-saturating loss, to reproduce the "
                                    "paper, although in the paper's regime (k = 1) the saturating loss drew the better")
-    assert [r[0] for r in found.rows] == ["non-saturating, k = 1", "saturating, k = 1", "non-saturating, k = 5",
+    assert [r[0].replace("\xa0", " ") for r in found.rows] == ["non-saturating, k = 1", "saturating, k = 1", "non-saturating, k = 5",
                                           "saturating, k = 5"]
     assert found.short.startswith("Trained for 100 epochs (β1 = 0.5, batch 128: the profile's default GAN settings, "
                                   "which the sweep's pick need not share, as in the short runs of the objective chapter), "
