@@ -276,6 +276,13 @@ report.glue_figure("gan_quality", plots.quality_curves({f"β1 = {cfg.beta1}, bat
 # :format: myst
 # ```
 #
+# {numref}`tab-gan-pairs` compares every pair of settings, not only those that differ in one
+# factor, at those updates and at each seed's lowest check.
+#
+# ```{glue:md} gan_pairs_table
+# :format: myst
+# ```
+#
 # **Why the FID rises late is a question this edition leaves open.** {glue:text}`gan_turn`
 # {glue:text}`gan_drift` Two
 # causes would fit: the discriminator overfitting its training images (its output on held-out
@@ -345,6 +352,12 @@ caption = (f"The sweep at equal generator updates: mean ± sd over {len(ev.seeds
            "lowest check (the updates where the seeds reached it); the trend is the slope of a least-squares line "
            "through the last third of each seed's checks, rising or falling where a one-sample t-test over seeds "
            "puts it away from zero at the 5 % level.")
+header_p, rows_p = findings.pair_rows(findings.sweep_settings(sweep))
+report.glue_markdown("gan_pairs_table", "```{table} Every pair of the sweep's settings: mean ± sd over "
+                     f"{len(ev.seeds)} seeds of the first against the second, the verdict for the first and Welch's "
+                     "t-test over seeds (5 % level), at the updates every setting reaches and at each seed's lowest "
+                     "check (where it came: {numref}`tab-gan-equal`).\n:name: tab-gan-pairs\n\n"
+                     + report.markdown_table(header_p, rows_p) + "\n```")
 report.glue_markdown("gan_equal_table", f"```{{table}} {caption}\n:name: tab-gan-equal\n\n"
                      + report.markdown_table(header, rows) + "\n```")
 

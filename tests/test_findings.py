@@ -48,6 +48,9 @@ def test_equal_updates_find_a_tie_where_equal_epochs_find_a_batch_size_effect():
     assert (f"the batch size makes no measurable difference (at β1 = 0.9, {values_text(at64, 1)} with batch 64 against "
             f"{values_text(at128, 1)} with batch 128, p = {c.p:.2g}: not measurably different)") in short
     assert "differ at equal epochs (20; p < 0.001) but not measurably at 2,000 updates: up to those updates" in short
+    header, rows = findings.pair_rows([s64, s128])
+    assert header[1] == "FID at 2,000 updates" and len(rows) == 1 and rows[0][0] == f"{s64.name} against {s128.name}"
+    assert rows[0][1].startswith(f"{values_text(at64, 1)} against {values_text(at128, 1)}: not measurably different, p = ")
     pick = findings.pick_sentence([s64, s128], s128.name)
     assert "measurably below the next" in pick
 

@@ -318,6 +318,23 @@ def sweep_settings(sweep: Sequence[dict[str, Any]]) -> list[Setting]:
                     updates(r["runs"][0].cfg) // r["epochs"]) for r in sweep]
 
 
+def pair_rows(settings: Sequence[Setting]) -> tuple[list[str], list[list[str]]]:
+    """Every pair of settings compared twice, Welch over seeds: at the updates every setting reaches
+    and at each seed's lowest check (which came after different updates: the table says where)."""
+    n = common_updates(settings)
+    at = {s.name: at_updates(s, n)[1] for s in settings}
+    low = {s.name: lowest(s)[0] for s in settings}
+    word = {"better": "lower", "worse": "higher", "indistinguishable": "not measurably different"}
+    rows = []
+    for c_at, c_low in zip(pairs(settings, at), pairs(settings, low)):
+        rows.append([f"{c_at.a} against {c_at.b}",
+                     f"{values_text(c_at.a_values, 1)} against {values_text(c_at.b_values, 1)}: {word[c_at.verdict]}, "
+                     f"{_p_short(c_at)}",
+                     f"{values_text(c_low.a_values, 1)} against {values_text(c_low.b_values, 1)}: "
+                     f"{word[c_low.verdict]}, {_p_short(c_low)}"])
+    return ["pair (first against second)", f"FID at {n:,} updates", "lowest FID of each seed"], rows
+
+
 def equal_updates_rows(settings: Sequence[Setting], picked: str) -> tuple[list[str], list[list[str]]]:
     """The equal-updates table: per setting, FID at the updates every setting reaches, at the end,
     at its lowest check (with the updates where it came), and its trend over the last third."""
