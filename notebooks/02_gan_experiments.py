@@ -353,11 +353,10 @@ caption = (f"The sweep at equal generator updates: mean ± sd over {len(ev.seeds
            "through the last third of each seed's checks, rising or falling where a one-sample t-test over seeds "
            "puts it away from zero at the 5 % level.")
 header_p, rows_p = findings.pair_rows(findings.sweep_settings(sweep))
-report.glue_markdown("gan_pairs_table", "```{table} Every pair of the sweep's settings: mean ± sd over "
-                     f"{len(ev.seeds)} seeds of the first against the second, the verdict for the first and Welch's "
-                     "t-test over seeds (5 % level), at the updates every setting reaches and at each seed's lowest "
-                     "check (where it came: {numref}`tab-gan-equal`).\n:name: tab-gan-pairs\n\n"
-                     + report.markdown_table(header_p, rows_p) + "\n```")
+report.glue_markdown("gan_pairs_table", report.table_block(
+    "tab-gan-pairs", f"Every pair of the sweep's settings: mean ± sd over {len(ev.seeds)} seeds of the first against the "
+    "second, the verdict for the first and Welch's t-test over seeds (5 % level), at the updates every setting reaches "
+    "and at each seed's lowest check (where it came: {numref}`tab-gan-equal`).", header_p, rows_p))
 report.glue_markdown("gan_equal_table", f"```{{table}} {caption}\n:name: tab-gan-equal\n\n"
                      + report.markdown_table(header, rows) + "\n```")
 
