@@ -189,7 +189,8 @@ def test_verify_retrains_a_shipped_group_finds_it_equal_and_finds_a_forged_part(
     _forge(editions, name, nudge_history)
     r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]
-    assert f"{name}: DIFFERS" in r.stdout and f"histories part at epoch {original['epoch']}" in r.stdout
+    # the whole report on failure: pytest's repr of a long string hides its middle, where the group's lines are
+    assert f"{name}: DIFFERS" in r.stdout and f"histories part at epoch {original['epoch']}" in r.stdout, r.stdout[-3000:]
 
     def nudge_judge(files):  # the lenet judge's weights, each scaled by 1.01
         member = next(m for m in files if m.endswith("/" + runs.SHIPPED_WEIGHTS))
