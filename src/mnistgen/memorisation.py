@@ -139,20 +139,25 @@ def tail_p(near_share: Sequence[float]) -> float | None:
     return float(stats.ttest_1samp(shares, 0.01, alternative="greater").pvalue)
 
 
+def heavy_tail(near_share: Sequence[float]) -> tuple[bool, float | None]:
+    """Whether the seeds put more samples in the 1 % tail than real test images do (:func:`tail_p`
+    under ALPHA and a mean over 1 %; with no test, one seed or no spread, the shares alone decide), and p."""
+    from .report import ALPHA
+
+    p = tail_p(near_share)
+    return (p is None or p < ALPHA) and float(np.mean(near_share)) > 0.01, p
+
+
 def copy_finding(mems: dict[str, Memorisation], n: int) -> str:
     """The findings box's line on copying: per model its 1 % tails (pixels, features) and the tests."""
-    from .report import ALPHA, values_text
-
-    def heavy(shares: Sequence[float]) -> bool:  # no test (one seed, no spread): the shares alone decide
-        p = tail_p(shares)
-        return (p is None or p < ALPHA) and float(np.mean(shares)) > 0.01
+    from .report import values_text
 
     parts, above = [], []
     for m, x in mems.items():
         parts.append(f"the {m}'s {values_text([100 * s for s in x.near_share], 1)} % in pixels "
                      f"({_p_txt(tail_p(x.near_share))}) and {values_text([100 * s for s in x.near_share_feature], 1)} % "
                      f"in the yardstick's features ({_p_txt(tail_p(x.near_share_feature))})")
-        if heavy(x.near_share) or heavy(x.near_share_feature):
+        if heavy_tail(x.near_share)[0] or heavy_tail(x.near_share_feature)[0]:
             above.append(m)
     text = (f"Do the GANs copy their training images? Of the {n:,} judged samples of each seed, "
             + "; ".join(parts) + " lie nearer to a training image than the nearest 1 % of real test images do "
@@ -167,13 +172,7 @@ def tail_verdict(near_share: list[float], near_share_feature: list[float], close
     """What the 1 % tails say about copying (one-sided one-sample t-tests of the per-seed shares
     against 0.01, in pixels and in features): the measure that speaks to copies, where the averages
     can only say "nearer"."""
-    from .report import ALPHA
-
-    def above(shares: Sequence[float]) -> tuple[bool, float | None]:
-        p = tail_p(shares)
-        return (p is None or p < ALPHA) and float(np.mean(shares)) > 0.01, p
-
-    (a_pix, p_pix), (a_feat, p_feat) = above(near_share), above(near_share_feature)
+    (a_pix, p_pix), (a_feat, p_feat) = heavy_tail(near_share), heavy_tail(near_share_feature)
     lead = ("Nearer on average is not a copy (a copy lies at distance zero from its original); the tails are the "
             "test of copying, and they " if closer_on_average else "Those tails ")
     tests = f"one-sided t-tests against 1 %: pixels {_p_txt(p_pix)}, features {_p_txt(p_feat)}"
