@@ -342,12 +342,13 @@ report.glue_figure("eval_classes", fig, profile)
 
 
 def off_share(model):
-    """The digits a model draws at under 3/4 or over 4/3 of the real data's share (t-test over seeds), as text."""
+    """The digits a model draws outside collapse.SHARE_RULE of the real data's share (t-test over seeds), as text."""
     return collapse.off_shares(model, shares_by[model], mean_shares["real (train)"])
 
 
 _ = report.glue_text("eval_modes", "Against the training images' own shares (the first bars; a digit counts as drawn too "
-                     "rarely or too often where its mean share is under 3/4 or over 4/3 of the data's and a one-sample "
+                     f"rarely or too often where its mean share is under {collapse.SHARE_LOW} or over {collapse.SHARE_HIGH} of "
+                     "the data's and a one-sample "
                      f"t-test over the {len(ev.seeds)} seeds puts it away from the data's at the 5 % level), "
                      + "; ".join(off_share(label[m]) for m in runs) + ". The AC-GAN is asked for every "
                      "digit equally often, so its shares measure how often the yardstick agrees with the request.")

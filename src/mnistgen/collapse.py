@@ -13,6 +13,7 @@ is the recorded share exactly; tests/test_collapse.py checks that on a trained r
 from __future__ import annotations
 
 from collections import Counter
+from fractions import Fraction
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -116,6 +117,9 @@ def digits_cell(tops: Sequence[TopDigit], n_runs: int) -> str:
 # A digit is drawn "too few" or "too many" where its share over seeds is under 3/4, or over 4/3, of
 # the training images' share, and a one-sample t-test over seeds puts it away from that share.
 SHARE_RATIO = 0.75
+# the rule's bounds as the pages say them: "3/4", "4/3"
+SHARE_LOW, SHARE_HIGH = (str(Fraction(r).limit_denominator(100)) for r in (SHARE_RATIO, 1 / SHARE_RATIO))
+SHARE_RULE = f"{SHARE_LOW} to {SHARE_HIGH}"
 
 
 def off_shares(model: str, shares: Sequence[Sequence[float]], real: Sequence[float], alpha: float = 0.05) -> str:
@@ -137,6 +141,6 @@ def off_shares(model: str, shares: Sequence[Sequence[float]], real: Sequence[flo
     few = [pct(d) for d in range(len(r)) if mean[d] < SHARE_RATIO * r[d] and away(d)]
     many = [pct(d) for d in range(len(r)) if mean[d] > r[d] / SHARE_RATIO and away(d)]
     if not few and not many:
-        return f"the {model} draws no digit measurably outside 3/4 to 4/3 of its share in the data"
+        return f"the {model} draws no digit measurably outside {SHARE_RULE} of its share in the data"
     return f"the {model} draws " + "; ".join(p for p in (("too few " + ", ".join(few)) if few else "",
                                                        ("too many " + ", ".join(many)) if many else "") if p)
